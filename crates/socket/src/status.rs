@@ -1,0 +1,319 @@
+//! [`Status`]: the outcome of a pull, carried in every frame.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::query::{pairs, quote_into, unquote};
+use crate::ProtoError;
+
+/// The standard status codes of the erpc protocol. User-defined codes should
+/// be above 1000.
+pub mod code {
+    /// An error of unknown kind.
+    pub const UNKNOWN_ERROR: i32 = -1;
+    /// Success.
+    pub const OK: i32 = 0;
+    /// An operation used outside the stage that allows it.
+    pub const INVALID_OPERATION: i32 = 1;
+    /// A connection that cannot be served.
+    pub const WRONG_CONN: i32 = 100;
+    /// Writing on a closed session; pending pulls when the connection drops.
+    pub const CONN_CLOSED: i32 = 102;
+    /// A socket write error or deadline.
+    pub const WRITE_FAILED: i32 = 104;
+    /// Dial, redial or the dial-side handshake failed.
+    pub const DIAL_FAILED: i32 = 105;
+    /// The body cannot be decoded, the uri is empty, or validation failed.
+    pub const BAD_MESSAGE: i32 = 400;
+    /// The first message of an authenticated session is not an auth message.
+    pub const UNAUTHORIZED: i32 = 401;
+    /// No handler for the uri, and no fallback.
+    pub const NOT_FOUND: i32 = 404;
+    /// Unknown message type.
+    pub const MTYPE_NOT_ALLOWED: i32 = 405;
+    /// The handler did not finish in time.
+    pub const HANDLE_TIMEOUT: i32 = 408;
+    /// The handler panicked, or the request was rejected by overload control.
+    pub const INTERNAL_SERVER_ERROR: i32 = 500;
+    /// A proxied upstream failed.
+    pub const BAD_GATEWAY: i32 = 502;
+
+    /// The standard message of a standard code (as Go erpc writes it).
+    pub fn text(code: i32) -> Option<&'static str> {
+        Some(match code {
+            UNKNOWN_ERROR => "Unknown Error",
+            OK => "",
+            INVALID_OPERATION => "Invalid Operation",
+            WRONG_CONN => "Wrong Connection",
+            CONN_CLOSED => "Connection Closed",
+            WRITE_FAILED => "Write Failed",
+            DIAL_FAILED => "Dial Failed",
+            BAD_MESSAGE => "Bad Message",
+            UNAUTHORIZED => "Unauthorized",
+            NOT_FOUND => "Not Found",
+            MTYPE_NOT_ALLOWED => "Message Type Not Allowed",
+            HANDLE_TIMEOUT => "Handle Timeout",
+            INTERNAL_SERVER_ERROR => "Internal Server Error",
+            BAD_GATEWAY => "Bad Gateway",
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome of an operation: a code, a message and an optional cause.
+///
+/// On the wire it is a query string, `code=404&msg=Not%20Found&cause=`: the
+/// message is written only when it is not empty, the cause only when present
+/// (standard statuses carry an empty cause, as Go erpc's do).
+///
+/// ```
+/// use jaunt_socket::{code, Status};
+///
+/// let st = Status::not_found("no route /a/b");
+/// assert_eq!(st.code(), code::NOT_FOUND);
+/// assert_eq!(st.to_query(), "code=404&msg=Not%20Found&cause=no%20route%20%2Fa%2Fb");
+/// assert_eq!(Status::parse(st.to_query().as_bytes()).unwrap(), st);
+/// assert!(Status::ok().is_ok());
+/// ```
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Status {
+    code: i32,
+    msg: Cow<'static, str>,
+    cause: Option<String>,
+}
+
+macro_rules! standard_constructors {
+    ($($(#[$doc:meta])* $name:ident => $code:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(cause: impl Into<String>) -> Self {
+                Self::standard(code::$code, cause)
+            }
+        )*
+    };
+}
+
+impl Status {
+    /// Success: `code=0`.
+    pub const fn ok() -> Self {
+        Self {
+            code: code::OK,
+            msg: Cow::Borrowed(""),
+            cause: None,
+        }
+    }
+
+    /// A status with any code, message and no cause.
+    pub fn new(code: i32, msg: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            msg: msg.into(),
+            cause: None,
+        }
+    }
+
+    /// A standard code with its standard message and the given cause (an
+    /// empty string gives the `&cause=` that Go erpc writes).
+    pub fn standard(code: i32, cause: impl Into<String>) -> Self {
+        Self {
+            code,
+            msg: Cow::Borrowed(code::text(code).unwrap_or("")),
+            cause: Some(cause.into()),
+        }
+    }
+
+    standard_constructors! {
+        /// 400: the body cannot be decoded or failed validation.
+        bad_message => BAD_MESSAGE;
+        /// 401: not authenticated.
+        unauthorized => UNAUTHORIZED;
+        /// 404: no handler for the uri.
+        not_found => NOT_FOUND;
+        /// 405: message type not allowed.
+        mtype_not_allowed => MTYPE_NOT_ALLOWED;
+        /// 408: the handler did not finish in time.
+        handle_timeout => HANDLE_TIMEOUT;
+        /// 500: the handler failed or panicked.
+        internal => INTERNAL_SERVER_ERROR;
+        /// 502: a proxied upstream failed.
+        bad_gateway => BAD_GATEWAY;
+        /// 102: the connection is closed.
+        conn_closed => CONN_CLOSED;
+        /// 104: writing to the connection failed.
+        write_failed => WRITE_FAILED;
+        /// 105: dialing failed.
+        dial_failed => DIAL_FAILED;
+        /// 100: a connection that cannot be served.
+        wrong_conn => WRONG_CONN;
+        /// 1: an operation used outside the stage that allows it.
+        invalid_operation => INVALID_OPERATION;
+        /// -1: an error of unknown kind.
+        unknown_error => UNKNOWN_ERROR;
+    }
+
+    /// Sets the cause.
+    #[must_use]
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+
+    /// The code.
+    pub fn code(&self) -> i32 {
+        self.code
+    }
+
+    /// The message (empty for OK).
+    pub fn msg(&self) -> &str {
+        &self.msg
+    }
+
+    /// The cause, if any.
+    pub fn cause(&self) -> Option<&str> {
+        self.cause.as_deref()
+    }
+
+    /// Whether this is success (code 0).
+    pub fn is_ok(&self) -> bool {
+        self.code == code::OK
+    }
+
+    /// `Ok(())` for success, `Err(self)` otherwise.
+    pub fn into_result(self) -> Result<(), Status> {
+        if self.is_ok() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+
+    /// The wire form, e.g. `code=404&msg=Not%20Found&cause=`.
+    pub fn to_query(&self) -> String {
+        let mut out = BytesMut::new();
+        self.write_query(&mut out);
+        // Only ASCII is ever written.
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Appends the wire form to `dst`.
+    pub fn write_query(&self, dst: &mut BytesMut) {
+        let mut buf = itoa::Buffer::new();
+        dst.extend_from_slice(b"code=");
+        dst.extend_from_slice(buf.format(self.code).as_bytes());
+        if !self.msg.is_empty() {
+            dst.extend_from_slice(b"&msg=");
+            quote_into(self.msg.as_bytes(), dst);
+        }
+        if let Some(cause) = &self.cause {
+            dst.extend_from_slice(b"&cause=");
+            quote_into(cause.as_bytes(), dst);
+        }
+    }
+
+    /// Parses the wire form. An empty input is OK; unknown keys are ignored;
+    /// the first occurrence of a key wins. Message and cause bytes that are
+    /// not UTF-8 are replaced with U+FFFD rather than rejected.
+    pub fn parse(src: &[u8]) -> Result<Self, ProtoError> {
+        Self::parse_bytes(Bytes::copy_from_slice(src))
+    }
+
+    pub(crate) fn parse_bytes(src: Bytes) -> Result<Self, ProtoError> {
+        if src.as_ref() == b"code=0" {
+            return Ok(Self::ok());
+        }
+        let (mut code, mut msg, mut cause) = (None, None, None);
+        for (key, value) in pairs(&src) {
+            match key.as_ref() {
+                b"code" if code.is_none() => {
+                    let text = unquote(value, "status code")?;
+                    let parsed = std::str::from_utf8(&text)
+                        .ok()
+                        .and_then(|t| t.parse::<i32>().ok())
+                        .ok_or(ProtoError::InvalidStatusCode)?;
+                    code = Some(parsed);
+                }
+                b"msg" if msg.is_none() => msg = Some(lossy(unquote(value, "status msg")?)),
+                b"cause" if cause.is_none() => {
+                    cause = Some(lossy(unquote(value, "status cause")?));
+                }
+                _ => {}
+            }
+        }
+        Ok(Self {
+            code: code.unwrap_or(code::OK),
+            msg: Cow::Owned(msg.unwrap_or_default()),
+            cause,
+        })
+    }
+}
+
+fn lossy(bytes: Bytes) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Status")
+            .field("code", &self.code)
+            .field("msg", &self.msg)
+            .field("cause", &self.cause)
+            .finish()
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "status {}", self.code)?;
+        if !self.msg.is_empty() {
+            write!(f, " {}", self.msg)?;
+        }
+        match self.cause.as_deref() {
+            Some(cause) if !cause.is_empty() => write!(f, ": {cause}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for Status {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_vectors() {
+        let st = Status::parse(b"code=1001&msg=custom%20failure&cause=bad%20thing%20%26%20more%3D1%20%252F%20%E2%9C%93").unwrap();
+        assert_eq!(st.code(), 1001);
+        assert_eq!(st.msg(), "custom failure");
+        assert_eq!(st.cause(), Some("bad thing & more=1 %2F ✓"));
+        let nf = Status::not_found("");
+        assert_eq!(nf.to_query(), "code=404&msg=Not%20Found&cause=");
+        assert_eq!(Status::parse(b"code=404&msg=Not%20Found&cause=").unwrap(), nf);
+        assert_eq!(Status::ok().to_query(), "code=0");
+    }
+
+    #[test]
+    fn lenient_forms() {
+        assert_eq!(Status::parse(b"").unwrap(), Status::ok());
+        let st = Status::parse(b"x=1&code=7&code=9&msg=a+b&&msg=zz").unwrap();
+        assert_eq!((st.code(), st.msg(), st.cause()), (7, "a b", None));
+    }
+
+    #[test]
+    fn bad_code_and_escape_are_errors() {
+        assert!(matches!(Status::parse(b"code=x"), Err(ProtoError::InvalidStatusCode)));
+        assert!(matches!(Status::parse(b"code=99999999999"), Err(ProtoError::InvalidStatusCode)));
+        assert!(matches!(
+            Status::parse(b"code=1&msg=%G0"),
+            Err(ProtoError::InvalidPercentEncoding { .. })
+        ));
+    }
+
+    #[test]
+    fn display() {
+        assert_eq!(Status::not_found("x").to_string(), "status 404 Not Found: x");
+        assert_eq!(Status::new(1001, "boom").to_string(), "status 1001 boom");
+    }
+}
