@@ -68,11 +68,11 @@ impl Decoder for PacketCodec {
             Some(packet) => Ok(Some(packet)),
             None if src.is_empty() => Ok(None),
             None => {
-                let need = if src.len() >= 4 {
-                    u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize
-                } else {
-                    4
-                };
+                // The framing knows whether its prefix counts itself.
+                let need = self
+                    .proto
+                    .frame_len(src)
+                    .map_or(4, |len| usize::try_from(len).unwrap_or(usize::MAX));
                 Err(ProtoError::Truncated {
                     have: src.len(),
                     need,

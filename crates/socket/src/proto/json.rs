@@ -122,6 +122,10 @@ impl Proto for JsonProto {
             xfer,
         }))
     }
+
+    fn frame_len(&self, src: &[u8]) -> Option<u64> {
+        ENVELOPE.frame_len(src)
+    }
 }
 
 /// Writes `bytes` as a JSON string: quotes, backslashes and control bytes are

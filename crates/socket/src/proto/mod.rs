@@ -40,6 +40,13 @@ pub trait Proto: Send + Sync + 'static {
     fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), ProtoError>;
     /// Takes one packet off the front of `src`, if a whole frame is there.
     fn decode(&self, src: &mut BytesMut) -> Result<Option<Packet>, ProtoError>;
+    /// The length in bytes, length prefix included, of the frame at the front
+    /// of `src`, once its length prefix is there (used to report a truncated
+    /// frame). The default reads a big-endian `u32` that counts itself.
+    fn frame_len(&self, src: &[u8]) -> Option<u64> {
+        let prefix: [u8; 4] = src.get(..4)?.try_into().ok()?;
+        Some(u64::from(u32::from_be_bytes(prefix)))
+    }
 }
 
 impl<P: Proto + ?Sized> Proto for Arc<P> {
@@ -54,6 +61,9 @@ impl<P: Proto + ?Sized> Proto for Arc<P> {
     }
     fn decode(&self, src: &mut BytesMut) -> Result<Option<Packet>, ProtoError> {
         (**self).decode(src)
+    }
+    fn frame_len(&self, src: &[u8]) -> Option<u64> {
+        (**self).frame_len(src)
     }
 }
 
@@ -210,6 +220,13 @@ impl Envelope {
     /// Length prefix plus filter count.
     const MIN_LEN: usize = 5;
 
+    /// The whole length of the frame at the front of `src`, prefix included.
+    fn frame_len(&self, src: &[u8]) -> Option<u64> {
+        let prefix: [u8; 4] = src.get(..4)?.try_into().ok()?;
+        let announced = u64::from(u32::from_be_bytes(prefix));
+        Some(if self.prefix_counts_itself { announced } else { announced + 4 })
+    }
+
     /// Splits one frame off `src`: its filter ids and its unfiltered payload.
     fn decode(&self, cfg: &ProtoConfig, src: &mut BytesMut) -> Result<Option<(Vec<u8>, Bytes)>, ProtoError> {
         if src.len() < 4 {
@@ -296,8 +313,20 @@ impl Envelope {
             cfg.xfer.check(ids)?;
             let mut plain = BytesMut::new();
             write_payload(&mut plain)?;
-            let packed = cfg.xfer.pack(ids, plain.freeze())?;
-            dst.put_slice(&packed);
+            // The receiving side refuses any unpacked (intermediate) result
+            // over the limit, so never produce one: a frame that compresses
+            // under the limit but inflates over it would be undecodable.
+            let mut payload = plain.freeze();
+            for &id in ids.iter().rev() {
+                if payload.len() > cfg.max_frame_len {
+                    return Err(ProtoError::FrameTooLarge {
+                        len: payload.len() as u64,
+                        limit: cfg.max_frame_len,
+                    });
+                }
+                payload = cfg.xfer.get(id)?.on_pack(payload)?;
+            }
+            dst.put_slice(&payload);
         }
         let total = dst.len() - start;
         if total > cfg.max_frame_len {

@@ -119,4 +119,8 @@ impl Proto for PbProto {
             xfer,
         }))
     }
+
+    fn frame_len(&self, src: &[u8]) -> Option<u64> {
+        ENVELOPE.frame_len(src)
+    }
 }

@@ -67,6 +67,10 @@ impl Proto for RawProto {
         };
         read_payload(payload, xfer).map(Some)
     }
+
+    fn frame_len(&self, src: &[u8]) -> Option<u64> {
+        ENVELOPE.frame_len(src)
+    }
 }
 
 fn write_payload(packet: &Packet, out: &mut BytesMut) -> Result<(), ProtoError> {

@@ -1,0 +1,151 @@
+//! Per-call options and results: [`PullOptions`], [`Reply`], [`PullHandle`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use jaunt_codec::{DecodeBody, Registry};
+use jaunt_socket::{Meta, Packet, Status};
+use tokio::task::JoinHandle;
+
+/// The meta key with which a pull asks for its reply's codec (a decimal id).
+pub const ACCEPT_BODY_CODEC: &str = "X-Accept-Body-Codec";
+
+/// Options of one pull or push.
+///
+/// ```
+/// use jaunt_peer::PullOptions;
+///
+/// let opts = PullOptions::new()
+///     .meta("trace", "abc")
+///     .codec(b'p')
+///     .xfer(b'g')
+///     .accept_codec(b'j');
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    pub(crate) meta: Meta,
+    pub(crate) codec: Option<u8>,
+    pub(crate) xfer: Vec<u8>,
+    pub(crate) accept_codec: Option<u8>,
+}
+
+impl PullOptions {
+    /// No options: the peer's default codec, no meta, no filters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a meta entry.
+    #[must_use]
+    pub fn meta(mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+        self.meta.add(key, value);
+        self
+    }
+
+    /// Encodes the argument with the codec of this id.
+    #[must_use]
+    pub fn codec(mut self, id: u8) -> Self {
+        self.codec = Some(id);
+        self
+    }
+
+    /// Sends the frame through this transfer filter (call again to chain;
+    /// the first one named is the outer-most).
+    #[must_use]
+    pub fn xfer(mut self, id: u8) -> Self {
+        self.xfer.push(id);
+        self
+    }
+
+    /// Asks the other side to encode its reply with this codec.
+    #[must_use]
+    pub fn accept_codec(mut self, id: u8) -> Self {
+        self.accept_codec = Some(id);
+        self
+    }
+}
+
+/// A successful pull's reply: its body (still encoded), meta, codec and how
+/// long the call took.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub(crate) packet: Packet,
+    pub(crate) codecs: Arc<Registry>,
+    pub(crate) cost: Duration,
+}
+
+impl Reply {
+    /// Decodes the body with the codec it names.
+    pub fn decode<T: DecodeBody>(&self) -> Result<T, Status> {
+        crate::context::decode_body(&self.codecs, self.packet.body_codec, &self.packet.body)
+    }
+
+    /// The encoded body.
+    pub fn body(&self) -> &Bytes {
+        &self.packet.body
+    }
+
+    /// The body's codec id.
+    pub fn codec(&self) -> u8 {
+        self.packet.body_codec
+    }
+
+    /// The reply's meta.
+    pub fn meta(&self) -> &Meta {
+        &self.packet.meta
+    }
+
+    /// The transfer filters the reply came through.
+    pub fn xfer(&self) -> &[u8] {
+        &self.packet.xfer
+    }
+
+    /// Time from sending the pull to receiving this reply.
+    pub fn cost(&self) -> Duration {
+        self.cost
+    }
+
+    /// The whole reply packet.
+    pub fn into_packet(self) -> Packet {
+        self.packet
+    }
+}
+
+/// A pull started with [`Session::async_pull`](crate::Session::async_pull):
+/// await it for the result.
+#[derive(Debug)]
+pub struct PullHandle {
+    pub(crate) task: JoinHandle<Result<Reply, Status>>,
+}
+
+impl PullHandle {
+    /// Abandons the pull.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+impl Future for PullHandle {
+    type Output = Result<Reply, Status>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.task).poll(cx).map(|joined| {
+            joined.unwrap_or_else(|e| Err(Status::unknown_error(format!("pull task ended: {e}"))))
+        })
+    }
+}
+
+/// A finished pull delivered into a channel by
+/// [`Session::async_pull_to`](crate::Session::async_pull_to) (teleport's done
+/// channel).
+#[derive(Debug)]
+pub struct PullDone {
+    /// The uri that was pulled.
+    pub uri: String,
+    /// The outcome.
+    pub result: Result<Reply, Status>,
+}

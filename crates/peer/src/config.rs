@@ -1,0 +1,70 @@
+//! [`PeerConfig`]: everything a peer can be told, deserializable with serde.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A peer's settings. Every field has a documented default, so a config file
+/// only names what it changes. Durations are written like `"30s"`, `"500ms"`
+/// or `"2m"`.
+///
+/// ```
+/// use jaunt_peer::PeerConfig;
+///
+/// let cfg: PeerConfig = serde_json::from_str(r#"{"dial_timeout": "3s", "print_detail": true}"#).unwrap();
+/// assert_eq!(cfg.dial_timeout, std::time::Duration::from_secs(3));
+/// assert_eq!(cfg.default_body_codec, "json");
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Name of the codec used for bodies when a call names none. Default `"json"`.
+    pub default_body_codec: String,
+    /// Close a session that sends nothing for this long. Default: never.
+    #[serde(deserialize_with = "opt_duration")]
+    pub read_timeout: Option<Duration>,
+    /// Fail (and close the session) when one write takes longer. Default: never.
+    #[serde(deserialize_with = "opt_duration")]
+    pub write_timeout: Option<Duration>,
+    /// How long a dial may take. Default 10s.
+    #[serde(deserialize_with = "duration")]
+    pub dial_timeout: Duration,
+    /// The largest frame read or written, in bytes. Default 16 MiB.
+    pub max_frame_len: usize,
+    /// Frames that may wait in one session's write queue. Default 1024.
+    pub write_queue_len: usize,
+    /// Calls slower than this are logged at WARN. Default: never.
+    #[serde(deserialize_with = "opt_duration")]
+    pub slow_call_threshold: Option<Duration>,
+    /// Log meta and body of every message (at DEBUG). Default false.
+    pub print_detail: bool,
+    /// Log the cost of every call (at DEBUG). Default false.
+    pub count_time: bool,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            default_body_codec: "json".to_owned(),
+            read_timeout: None,
+            write_timeout: None,
+            dial_timeout: Duration::from_secs(10),
+            max_frame_len: jaunt_socket::DEFAULT_MAX_FRAME_LEN,
+            write_queue_len: 1024,
+            slow_call_threshold: None,
+            print_detail: false,
+            count_time: false,
+        }
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
+    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(de)?
+        .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
+        .transpose()
+}

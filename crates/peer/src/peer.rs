@@ -1,0 +1,443 @@
+//! [`Peer`]: server and client at once.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jaunt_codec::{EncodeBody, Registry};
+use jaunt_socket::{Packet, Proto, ProtoConfig, RawProto, Status};
+use jaunt_xfer::XferRegistry;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::{Addr, AddrParseError, PeerConfig, Router, Session, ToAddr};
+
+/// Why a peer could not be built or could not listen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// Binding or accepting failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The address cannot be parsed.
+    #[error(transparent)]
+    Addr(#[from] AddrParseError),
+    /// The configured default codec is not registered.
+    #[error("default body codec {0:?} is not registered")]
+    UnknownCodec(String),
+    /// TLS configuration failed.
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// Builds a [`Peer`] with a custom configuration, codec or filter registry.
+pub struct PeerBuilder {
+    config: PeerConfig,
+    router: Router,
+    codecs: Registry,
+    xfer: XferRegistry,
+}
+
+impl PeerBuilder {
+    /// Sets the configuration.
+    #[must_use]
+    pub fn config(mut self, config: PeerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the body codecs (default: every built-in codec).
+    #[must_use]
+    pub fn codecs(mut self, codecs: Registry) -> Self {
+        self.codecs = codecs;
+        self
+    }
+
+    /// Sets the transfer filters (default: gzip as `g`, md5 as `m`).
+    #[must_use]
+    pub fn xfer(mut self, xfer: XferRegistry) -> Self {
+        self.xfer = xfer;
+        self
+    }
+
+    /// Builds the peer. Fails if the default codec is not registered.
+    pub fn build(self) -> Result<Peer, PeerError> {
+        let default_codec = self
+            .codecs
+            .get_by_name(&self.config.default_body_codec)
+            .map_err(|_| PeerError::UnknownCodec(self.config.default_body_codec.clone()))?
+            .id();
+        Ok(self.build_with_codec(default_codec))
+    }
+
+    fn build_with_codec(self, default_codec: u8) -> Peer {
+        let proto_config = ProtoConfig::default()
+            .with_xfer(Arc::new(self.xfer))
+            .with_max_frame_len(self.config.max_frame_len);
+        Peer::from_shared(Arc::new(PeerShared {
+            default_proto: Arc::new(RawProto::new(proto_config.clone())),
+            proto_config,
+            default_codec,
+            codecs: Arc::new(self.codecs),
+            router: self.router,
+            config: self.config,
+            hub: Hub::default(),
+            closed: CancellationToken::new(),
+            listeners: Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+pub(crate) struct PeerShared {
+    pub(crate) config: PeerConfig,
+    pub(crate) router: Router,
+    pub(crate) codecs: Arc<Registry>,
+    pub(crate) default_codec: u8,
+    pub(crate) proto_config: ProtoConfig,
+    pub(crate) default_proto: Arc<dyn Proto>,
+    pub(crate) hub: Hub,
+    closed: CancellationToken,
+    listeners: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl PeerShared {
+    /// Logs one finished call: WARN when slow, DEBUG with detail on request.
+    pub(crate) fn log_call(&self, what: &str, packet: &Packet, status: &Status, cost: Duration) {
+        let slow = self.config.slow_call_threshold.is_some_and(|limit| cost > limit);
+        if slow {
+            tracing::warn!(%what, uri = %packet.uri, seq = packet.seq, code = status.code(), ?cost, "slow call");
+        } else if !status.is_ok() {
+            tracing::debug!(%what, uri = %packet.uri, seq = packet.seq, %status, ?cost, "call failed");
+        } else if self.config.count_time {
+            tracing::debug!(%what, uri = %packet.uri, seq = packet.seq, ?cost, "call done");
+        }
+        if self.config.print_detail {
+            tracing::debug!(
+                %what,
+                uri = %packet.uri,
+                meta = ?packet.meta,
+                body = %String::from_utf8_lossy(&packet.body),
+                "call detail"
+            );
+        }
+    }
+}
+
+/// A peer: it listens, dials, or serves a stream it is given, and every
+/// connection becomes a [`Session`] on which both sides pull and push.
+///
+/// ```
+/// use jaunt_peer::{Peer, PullCtx, Router};
+/// use jaunt_socket::Status;
+///
+/// async fn add(_: PullCtx, args: Vec<i64>) -> Result<i64, Status> {
+///     Ok(args.iter().sum())
+/// }
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let mut router = Router::new();
+/// router.pull("/math/add", add).unwrap();
+/// let server = Peer::new(router);
+/// let addr = server.listen("127.0.0.1:0").await.unwrap();
+///
+/// let client = Peer::new(Router::new());
+/// let session = client.dial(&addr).await.unwrap();
+/// let sum: i64 = session.pull("/math/add", &vec![1, 2, 3]).await.unwrap().decode().unwrap();
+/// assert_eq!(sum, 6);
+///
+/// client.close().await;
+/// server.close().await;
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Peer {
+    shared: Arc<PeerShared>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("sessions", &self.session_count())
+            .field("router", &self.shared.router)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    /// A peer with the default configuration, every built-in codec, and
+    /// gzip (`g`) and md5 (`m`) filters.
+    pub fn new(router: Router) -> Self {
+        // The default configuration names JSON, which this crate always builds in.
+        Self::builder(router).build_with_codec(jaunt_codec::ids::JSON)
+    }
+
+    /// A builder for a peer with custom settings.
+    pub fn builder(router: Router) -> PeerBuilder {
+        PeerBuilder {
+            config: PeerConfig::default(),
+            router,
+            codecs: Registry::with_defaults(),
+            xfer: XferRegistry::with_defaults(),
+        }
+    }
+
+    pub(crate) fn from_shared(shared: Arc<PeerShared>) -> Self {
+        Self { shared }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PeerConfig {
+        &self.shared.config
+    }
+
+    /// The body codecs.
+    pub fn codecs(&self) -> &Arc<Registry> {
+        &self.shared.codecs
+    }
+
+    /// Filters and size limit, for building another [`Proto`] for this peer.
+    pub fn proto_config(&self) -> &ProtoConfig {
+        &self.shared.proto_config
+    }
+
+    pub(crate) fn proto_config_default(&self) -> Arc<dyn Proto> {
+        self.shared.default_proto.clone()
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Router {
+        &self.shared.router
+    }
+
+    /// Listens on a TCP address or `unix:/path` with the default framing and
+    /// serves every connection; returns the bound address (port 0 picks a
+    /// free port).
+    pub async fn listen(&self, addr: impl ToAddr) -> Result<Addr, PeerError> {
+        self.listen_with(addr, self.shared.default_proto.clone()).await
+    }
+
+    /// [`listen`](Self::listen) with another framing.
+    pub async fn listen_with(&self, addr: impl ToAddr, proto: Arc<dyn Proto>) -> Result<Addr, PeerError> {
+        self.listen_inner(addr.to_addr()?, proto, Upgrade::None).await
+    }
+
+    pub(crate) async fn listen_inner(&self, addr: Addr, proto: Arc<dyn Proto>, upgrade: Upgrade) -> Result<Addr, PeerError> {
+        let listener = match &addr {
+            Addr::Tcp(sa) => Listener::Tcp(TcpListener::bind(sa).await?),
+            Addr::Host(host, port) => Listener::Tcp(TcpListener::bind((host.as_str(), *port)).await?),
+            Addr::Unix(path) => Listener::Unix(UnixListener::bind(path)?),
+        };
+        let local = match &listener {
+            Listener::Tcp(l) => Addr::Tcp(l.local_addr()?),
+            Listener::Unix(_) => addr.clone(),
+        };
+        let peer = self.clone();
+        let bound = local.clone();
+        let task = tokio::spawn(async move { peer.accept_loop(listener, bound, proto, upgrade).await });
+        self.listeners().push(task);
+        tracing::info!(addr = %local, "listening");
+        Ok(local)
+    }
+
+    fn listeners(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.shared.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn accept_loop(self, listener: Listener, local: Addr, proto: Arc<dyn Proto>, upgrade: Upgrade) {
+        let closed = self.shared.closed.clone();
+        loop {
+            let accepted = tokio::select! {
+                () = closed.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((conn, remote)) => {
+                    let peer = self.clone();
+                    let (local, proto, upgrade) = (local.clone(), proto.clone(), upgrade.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = peer.serve_accepted(conn, local, remote.clone(), proto, upgrade).await {
+                            tracing::warn!(%remote, error = %e, "connection refused");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        if let (Listener::Unix(_), Addr::Unix(path)) = (&listener, &local) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    async fn serve_accepted(&self, conn: Conn, local: Addr, remote: Addr, proto: Arc<dyn Proto>, upgrade: Upgrade) -> Result<Session, Status> {
+        match (conn, upgrade) {
+            (Conn::Tcp(tcp), Upgrade::None) => Ok(self.start(tcp, proto, local, remote)),
+            (Conn::Unix(unix), Upgrade::None) => Ok(self.start(unix, proto, local, remote)),
+            #[cfg(feature = "tls")]
+            (Conn::Tcp(tcp), Upgrade::TlsServer(acceptor)) => {
+                let tls = tokio::time::timeout(self.shared.config.dial_timeout, acceptor.accept(tcp))
+                    .await
+                    .map_err(|_| Status::wrong_conn("tls handshake timed out"))?
+                    .map_err(|e| Status::wrong_conn(format!("tls handshake failed: {e}")))?;
+                Ok(self.start(tls, proto, local, remote))
+            }
+            #[cfg(feature = "tls")]
+            (Conn::Unix(unix), Upgrade::TlsServer(acceptor)) => {
+                let tls = acceptor
+                    .accept(unix)
+                    .await
+                    .map_err(|e| Status::wrong_conn(format!("tls handshake failed: {e}")))?;
+                Ok(self.start(tls, proto, local, remote))
+            }
+        }
+    }
+
+    /// Dials a TCP address or `unix:/path` with the default framing. Fails
+    /// with status 105 (dial failed) carrying the cause.
+    pub async fn dial(&self, addr: impl ToAddr) -> Result<Session, Status> {
+        self.dial_with(addr, self.shared.default_proto.clone()).await
+    }
+
+    /// [`dial`](Self::dial) with another framing.
+    pub async fn dial_with(&self, addr: impl ToAddr, proto: Arc<dyn Proto>) -> Result<Session, Status> {
+        let addr = addr.to_addr().map_err(|e| Status::dial_failed(e.to_string()))?;
+        let (conn, local) = self.connect(&addr).await?;
+        Ok(match conn {
+            Conn::Tcp(tcp) => self.start(tcp, proto, local, addr),
+            Conn::Unix(unix) => self.start(unix, proto, local, addr),
+        })
+    }
+
+    pub(crate) async fn connect(&self, addr: &Addr) -> Result<(Conn, Addr), Status> {
+        let connect = async {
+            match addr {
+                Addr::Tcp(sa) => TcpStream::connect(sa).await.map(Conn::Tcp),
+                Addr::Host(host, port) => TcpStream::connect((host.as_str(), *port)).await.map(Conn::Tcp),
+                Addr::Unix(path) => UnixStream::connect(path).await.map(Conn::Unix),
+            }
+        };
+        let conn = tokio::time::timeout(self.shared.config.dial_timeout, connect)
+            .await
+            .map_err(|_| Status::dial_failed(format!("dialing {addr} timed out")))?
+            .map_err(|e| Status::dial_failed(format!("dialing {addr}: {e}")))?;
+        let local = match &conn {
+            Conn::Tcp(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                tcp.local_addr().map(Addr::Tcp).unwrap_or_else(|_| addr.clone())
+            }
+            Conn::Unix(_) => Addr::Unix(Default::default()),
+        };
+        Ok((conn, local))
+    }
+
+    /// Serves a stream the caller already has (a pipe, an in-memory duplex,
+    /// a stream from another library) with the default framing.
+    pub fn serve_conn<S>(&self, stream: S, remote: Addr) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.serve_conn_with(stream, remote, self.shared.default_proto.clone())
+    }
+
+    /// [`serve_conn`](Self::serve_conn) with another framing.
+    pub fn serve_conn_with<S>(&self, stream: S, remote: Addr, proto: Arc<dyn Proto>) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        self.start(stream, proto, Addr::Unix(Default::default()), remote)
+    }
+
+    pub(crate) fn start<S>(&self, stream: S, proto: Arc<dyn Proto>, local: Addr, remote: Addr) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        Session::start(self.shared.clone(), stream, proto, local, remote)
+    }
+
+    /// The session with this id.
+    pub fn get_session(&self, id: &str) -> Option<Session> {
+        self.shared.hub.get(id)
+    }
+
+    /// Every live session.
+    pub fn sessions(&self) -> Vec<Session> {
+        self.shared.hub.all()
+    }
+
+    /// How many sessions are live.
+    pub fn session_count(&self) -> usize {
+        self.shared.hub.len()
+    }
+
+    /// Pushes `args` to `uri` on every live session (the body is encoded
+    /// once). Returns how many sessions it was queued on.
+    pub async fn broadcast_push<A: EncodeBody>(&self, uri: &str, args: &A) -> Result<usize, Status> {
+        let codec = self.shared.default_codec;
+        let body = self
+            .shared
+            .codecs
+            .encode(codec, args)
+            .map_err(|e| Status::bad_message(e.to_string()))?;
+        let sessions = self.sessions();
+        let sends = sessions.iter().map(|s| s.push_raw(uri, codec, body.clone()));
+        let results = futures_util::future::join_all(sends).await;
+        Ok(results.iter().filter(|r| r.is_ok()).count())
+    }
+
+    /// Stops listening and closes every session, waiting until their
+    /// connections are shut down.
+    pub async fn close(&self) {
+        self.shared.closed.cancel();
+        let listeners: Vec<_> = self.listeners().drain(..).collect();
+        for task in listeners {
+            let _ = task.await;
+        }
+        let sessions = self.sessions();
+        for session in &sessions {
+            session.close();
+        }
+        for session in &sessions {
+            session.closed().await;
+        }
+    }
+}
+
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+pub(crate) enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<(Conn, Addr)> {
+        match self {
+            Self::Tcp(l) => {
+                let (tcp, remote) = l.accept().await?;
+                let _ = tcp.set_nodelay(true);
+                Ok((Conn::Tcp(tcp), Addr::Tcp(remote)))
+            }
+            Self::Unix(l) => {
+                let (unix, remote) = l.accept().await?;
+                let path = remote.as_pathname().map(Into::into).unwrap_or_default();
+                Ok((Conn::Unix(unix), Addr::Unix(path)))
+            }
+        }
+    }
+}
+
+/// What happens to an accepted connection before it becomes a session.
+#[derive(Clone)]
+pub(crate) enum Upgrade {
+    None,
+    #[cfg(feature = "tls")]
+    TlsServer(tokio_rustls::TlsAcceptor),
+}

@@ -1,0 +1,453 @@
+//! [`Session`]: one connection, symmetric — either end pulls, pushes and
+//! serves the other's pulls and pushes.
+//!
+//! Each session runs two tasks: a reader that decodes frames and dispatches
+//! them (replies to their waiting pull, pulls and pushes to handler tasks),
+//! and a writer that owns the write half and writes queued frames, several
+//! per system call when they pile up. Frames are encoded by whoever sends
+//! them, so they never interleave on the wire.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use jaunt_codec::{EncodeBody, Registry};
+use jaunt_socket::{Packet, PacketCodec, PacketType, Proto, ProtoError, Status};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::call::{PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC};
+use crate::dispatch;
+use crate::peer::PeerShared;
+use crate::{Addr, Peer, SessionData};
+
+/// Frames are gathered into one write up to this many bytes.
+const WRITE_BATCH: usize = 64 * 1024;
+/// How long a closing session may spend flushing its queue when no write
+/// timeout is configured.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+
+/// A connection to another peer. Cheap to clone; all clones are the same
+/// session.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<SessionInner>,
+}
+
+pub(crate) struct SessionInner {
+    id: RwLock<Arc<str>>,
+    peer: Arc<PeerShared>,
+    local: Addr,
+    remote: Addr,
+    tx: mpsc::Sender<Bytes>,
+    pending: Mutex<HashMap<i32, oneshot::Sender<Packet>>>,
+    next_seq: AtomicI32,
+    closed: CancellationToken,
+    finished: CancellationToken,
+    data: SessionData,
+    proto: Arc<dyn Proto>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id())
+            .field("local", &self.inner.local)
+            .field("remote", &self.inner.remote)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+static UNNAMED: AtomicU64 = AtomicU64::new(1);
+
+impl Session {
+    /// Starts serving `stream`: spawns its reader and writer tasks and
+    /// registers it in the peer's hub.
+    pub(crate) fn start<S>(peer: Arc<PeerShared>, stream: S, proto: Arc<dyn Proto>, local: Addr, remote: Addr) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let id: Arc<str> = match &remote {
+            Addr::Unix(path) if path.as_os_str().is_empty() => {
+                format!("unix:@{}", UNNAMED.fetch_add(1, Ordering::Relaxed)).into()
+            }
+            other => other.to_string().into(),
+        };
+        let (tx, rx) = mpsc::channel(peer.config.write_queue_len.max(1));
+        let session = Session {
+            inner: Arc::new(SessionInner {
+                id: RwLock::new(id),
+                peer,
+                local,
+                remote,
+                tx,
+                pending: Mutex::new(HashMap::new()),
+                next_seq: AtomicI32::new(1),
+                closed: CancellationToken::new(),
+                finished: CancellationToken::new(),
+                data: SessionData::default(),
+                proto,
+            }),
+        };
+        let (reader, writer) = tokio::io::split(stream);
+        tokio::spawn(write_loop(
+            writer,
+            rx,
+            session.clone(),
+            session.inner.peer.config.write_timeout,
+        ));
+        tokio::spawn(read_loop(reader, session.clone()));
+        if let Some(displaced) = session.inner.peer.hub.insert(&session) {
+            tracing::info!(id = %displaced.id(), "a new session took this id: closing the old one");
+            displaced.close();
+        }
+        tracing::debug!(id = %session.id(), remote = %session.inner.remote, "session started");
+        session
+    }
+
+    /// The session's id (by default the remote address).
+    pub fn id(&self) -> Arc<str> {
+        self.inner.id.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the id. A session of this peer that had the new id is closed.
+    pub fn set_id(&self, id: impl Into<Arc<str>>) {
+        let id = id.into();
+        let displaced = self.inner.peer.hub.rename(self, id.clone(), || {
+            *self.inner.id.write().unwrap_or_else(|e| e.into_inner()) = id.clone();
+        });
+        if let Some(displaced) = displaced {
+            displaced.close();
+        }
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> &Addr {
+        &self.inner.local
+    }
+
+    /// The other side's address.
+    pub fn remote_addr(&self) -> &Addr {
+        &self.inner.remote
+    }
+
+    /// Typed public data, shared by every handler of this session.
+    pub fn data(&self) -> &SessionData {
+        &self.inner.data
+    }
+
+    /// The peer this session belongs to.
+    pub fn peer(&self) -> Peer {
+        Peer::from_shared(self.inner.peer.clone())
+    }
+
+    /// Whether the session is closed (or closing).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    /// Whether two handles are the same session.
+    pub fn ptr_eq(&self, other: &Session) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Closes the session: queued frames are flushed (within the write
+    /// timeout), pending pulls end with status 102, and the session leaves
+    /// the hub. Returns at once; await [`closed`](Self::closed) to wait for
+    /// the connection to be shut down.
+    pub fn close(&self) {
+        if self.inner.closed.is_cancelled() {
+            return;
+        }
+        self.inner.closed.cancel();
+        self.pending().clear();
+        self.inner.peer.hub.remove(self);
+        tracing::debug!(id = %self.id(), "session closed");
+    }
+
+    /// Waits until the session is closed and its connection shut down.
+    pub async fn closed(&self) {
+        self.inner.finished.cancelled().await;
+    }
+
+    /// Pulls `uri` with `args` (encoded with the peer's default codec) and
+    /// waits for the reply. An error status from the other side, or a local
+    /// failure, is the `Err`.
+    pub async fn pull<A: EncodeBody>(&self, uri: &str, args: &A) -> Result<Reply, Status> {
+        self.pull_with(uri, args, PullOptions::default()).await
+    }
+
+    /// [`pull`](Self::pull) with per-call options.
+    pub async fn pull_with<A: EncodeBody>(&self, uri: &str, args: &A, opts: PullOptions) -> Result<Reply, Status> {
+        let packet = self.build(PacketType::Pull, uri, args, opts)?;
+        self.pull_packet(packet).await
+    }
+
+    /// Starts a pull and returns at once; await the handle for the reply.
+    pub fn async_pull<A: EncodeBody>(&self, uri: &str, args: &A, opts: PullOptions) -> PullHandle {
+        let built = self.build(PacketType::Pull, uri, args, opts);
+        let session = self.clone();
+        PullHandle {
+            task: tokio::spawn(async move { session.pull_packet(built?).await }),
+        }
+    }
+
+    /// Starts a pull and returns at once; its outcome is sent into `done`
+    /// (teleport's AsyncPull with a done channel).
+    pub fn async_pull_to<A: EncodeBody>(&self, uri: &str, args: &A, opts: PullOptions, done: mpsc::Sender<PullDone>) {
+        let built = self.build(PacketType::Pull, uri, args, opts);
+        let session = self.clone();
+        let uri = uri.to_owned();
+        tokio::spawn(async move {
+            let result = match built {
+                Ok(packet) => session.pull_packet(packet).await,
+                Err(status) => Err(status),
+            };
+            // The caller may have dropped its receiver: nothing to deliver to.
+            let _ = done.send(PullDone { uri, result }).await;
+        });
+    }
+
+    /// Sends a one-way message. Returns once the frame is queued for writing.
+    pub async fn push<A: EncodeBody>(&self, uri: &str, args: &A) -> Result<(), Status> {
+        self.push_with(uri, args, PullOptions::default()).await
+    }
+
+    /// [`push`](Self::push) with per-call options.
+    pub async fn push_with<A: EncodeBody>(&self, uri: &str, args: &A, opts: PullOptions) -> Result<(), Status> {
+        let packet = self.build(PacketType::Push, uri, args, opts)?;
+        self.send_packet(&packet).await
+    }
+
+    /// Sends an already-encoded push body (used by broadcast).
+    pub(crate) async fn push_raw(&self, uri: &str, codec: u8, body: Bytes) -> Result<(), Status> {
+        let mut packet = Packet::new(PacketType::Push, self.next_seq(), uri);
+        packet.body_codec = codec;
+        packet.body = body;
+        self.send_packet(&packet).await
+    }
+
+    pub(crate) fn codecs(&self) -> &Arc<Registry> {
+        &self.inner.peer.codecs
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<PeerShared> {
+        &self.inner.peer
+    }
+
+    fn next_seq(&self) -> i32 {
+        // Wraps around after i32::MAX, as Go erpc's counter does.
+        self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<i32, oneshot::Sender<Packet>>> {
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn build<A: EncodeBody>(&self, ptype: PacketType, uri: &str, args: &A, opts: PullOptions) -> Result<Packet, Status> {
+        let codec = opts.codec.unwrap_or(self.inner.peer.default_codec);
+        let body = self
+            .codecs()
+            .encode(codec, args)
+            .map_err(|e| Status::bad_message(e.to_string()))?;
+        let mut packet = Packet::new(ptype, self.next_seq(), uri);
+        packet.meta = opts.meta;
+        if let Some(accept) = opts.accept_codec {
+            packet.meta.set(ACCEPT_BODY_CODEC, accept.to_string());
+        }
+        packet.body_codec = codec;
+        packet.body = body;
+        packet.xfer = opts.xfer;
+        Ok(packet)
+    }
+
+    async fn pull_packet(&self, packet: Packet) -> Result<Reply, Status> {
+        let seq = packet.seq;
+        let (tx, rx) = oneshot::channel();
+        self.pending().insert(seq, tx);
+        let _guard = PendingGuard { session: self, seq };
+        if self.is_closed() {
+            return Err(Status::conn_closed("session is closed"));
+        }
+        let start = Instant::now();
+        self.send_packet(&packet).await?;
+        let reply = tokio::select! {
+            biased;
+            reply = rx => reply.map_err(|_| Status::conn_closed("connection lost before the reply")),
+            () = self.inner.closed.cancelled() => Err(Status::conn_closed("connection lost before the reply")),
+        }?;
+        let cost = start.elapsed();
+        self.inner.peer.log_call("pull", &packet, &reply.status, cost);
+        if !reply.status.is_ok() {
+            return Err(reply.status);
+        }
+        Ok(Reply {
+            packet: reply,
+            codecs: self.codecs().clone(),
+            cost,
+        })
+    }
+
+    /// Encodes and queues one packet.
+    pub(crate) async fn send_packet(&self, packet: &Packet) -> Result<(), Status> {
+        if self.is_closed() {
+            return Err(Status::conn_closed("session is closed"));
+        }
+        let mut frame = BytesMut::new();
+        self.inner
+            .proto
+            .encode(packet, &mut frame)
+            .map_err(|e| Status::bad_message(format!("cannot frame the message: {e}")))?;
+        self.inner
+            .tx
+            .send(frame.freeze())
+            .await
+            .map_err(|_| Status::conn_closed("session is closed"))
+    }
+
+    fn complete_pull(&self, reply: Packet) {
+        let waiter = self.pending().remove(&reply.seq);
+        match waiter {
+            // The caller may have given up (dropped its future): fine.
+            Some(waiter) => drop(waiter.send(reply)),
+            None => tracing::debug!(id = %self.id(), seq = reply.seq, "reply to no pending pull: dropped"),
+        }
+    }
+}
+
+/// Removes a pull's pending entry however the pull ends (reply, error, or the
+/// caller dropping the future), so no memory is kept for replies that never
+/// come.
+struct PendingGuard<'a> {
+    session: &'a Session,
+    seq: i32,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.session.pending().remove(&self.seq);
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<Bytes>,
+    session: Session,
+    write_timeout: Option<Duration>,
+) {
+    let closed = session.inner.closed.clone();
+    let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+    loop {
+        let first = tokio::select! {
+            biased;
+            frame = rx.recv() => frame,
+            () = closed.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        batch.extend_from_slice(&first);
+        // Coalesce whatever else is already queued into the same write.
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(frame) => batch.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = write_all(&mut writer, &batch, write_timeout).await {
+            tracing::debug!(id = %session.id(), error = %e, "write failed: closing the session");
+            session.close();
+            break;
+        }
+        batch.clear();
+    }
+    // Flush what was queued before the close (replies of finished handlers),
+    // then shut the connection down.
+    rx.close();
+    while let Ok(frame) = rx.try_recv() {
+        batch.extend_from_slice(&frame);
+    }
+    if !batch.is_empty() {
+        let _ = write_all(&mut writer, &batch, Some(write_timeout.unwrap_or(CLOSE_FLUSH))).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_FLUSH, writer.shutdown()).await;
+    session.inner.finished.cancel();
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8], limit: Option<Duration>) -> std::io::Result<()> {
+    let write = async {
+        writer.write_all(bytes).await?;
+        writer.flush().await
+    };
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, write)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+        None => write.await,
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(reader: R, session: Session) {
+    let shared = session.inner.peer.clone();
+    let mut frames = FramedRead::new(reader, PacketCodec::from_arc(session.inner.proto.clone()));
+    let read_timeout = shared.config.read_timeout;
+    let closed = session.inner.closed.clone();
+    loop {
+        let next = async {
+            match read_timeout {
+                Some(limit) => tokio::time::timeout(limit, frames.next()).await.ok(),
+                None => Some(frames.next().await),
+            }
+        };
+        let next = tokio::select! {
+            () = closed.cancelled() => break,
+            next = next => next,
+        };
+        match next {
+            None => {
+                tracing::debug!(id = %session.id(), "read timeout: closing the session");
+                break;
+            }
+            Some(None) => break,
+            Some(Some(Ok(packet))) => {
+                if !dispatch_packet(&session, packet) {
+                    break;
+                }
+            }
+            Some(Some(Err(ProtoError::UnknownPacketType(t)))) => {
+                tracing::warn!(id = %session.id(), mtype = t, "unknown message type (405): closing the session");
+                break;
+            }
+            Some(Some(Err(e))) if e.is_stream_intact() => {
+                tracing::warn!(id = %session.id(), error = %e, "dropped a malformed frame");
+            }
+            Some(Some(Err(e))) => {
+                tracing::warn!(id = %session.id(), error = %e, "unreadable stream: closing the session");
+                break;
+            }
+        }
+    }
+    session.close();
+}
+
+/// Routes one incoming packet; false means the session must close.
+fn dispatch_packet(session: &Session, packet: Packet) -> bool {
+    match packet.ptype {
+        PacketType::Reply => session.complete_pull(packet),
+        PacketType::Pull => {
+            tokio::spawn(dispatch::serve_pull(session.clone(), packet));
+        }
+        PacketType::Push => {
+            tokio::spawn(dispatch::serve_push(session.clone(), packet));
+        }
+        PacketType::AuthPull | PacketType::AuthReply => {
+            tracing::warn!(id = %session.id(), "auth message on a session without auth: closing it");
+            return false;
+        }
+    }
+    true
+}

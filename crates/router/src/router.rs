@@ -1,0 +1,312 @@
+//! [`Router`] and [`Group`]: the route table.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::handler::{erase_pull, erase_push, ErasedPull, ErasedPush};
+use crate::{PullHandler, PushHandler, RouteCtx, RouteError, UriMapper};
+
+/// Where a route was registered: its full uri and the chain of groups
+/// (innermost first) it belongs to. Group-scoped features (plugins) hang off
+/// [`GroupInfo`].
+#[derive(Debug)]
+pub struct RouteInfo {
+    uri: String,
+    group: Option<Arc<GroupInfo>>,
+}
+
+impl RouteInfo {
+    /// The full uri the route answers.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The innermost group the route belongs to.
+    pub fn group(&self) -> Option<&Arc<GroupInfo>> {
+        self.group.as_ref()
+    }
+}
+
+/// A route group: a prefix, nested in an optional parent group.
+#[derive(Debug)]
+pub struct GroupInfo {
+    prefix: String,
+    parent: Option<Arc<GroupInfo>>,
+}
+
+impl GroupInfo {
+    /// The full prefix (parents' prefixes included).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The enclosing group.
+    pub fn parent(&self) -> Option<&Arc<GroupInfo>> {
+        self.parent.as_ref()
+    }
+}
+
+/// A registered handler with where it came from.
+pub struct Route<H> {
+    handler: H,
+    info: Arc<RouteInfo>,
+}
+
+impl<H> Route<H> {
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Where the route was registered.
+    pub fn info(&self) -> &Arc<RouteInfo> {
+        &self.info
+    }
+}
+
+/// Maps uris to pull and push handlers, with groups and fallbacks for unknown
+/// uris.
+///
+/// `P` and `S` are the pull and push context types: the peer crate fixes them
+/// (`jaunt::Router` is this type with the peer's contexts), so handlers are
+/// written as `async fn(ctx: PullCtx, arg: T) -> Result<R, Status>`.
+///
+/// Lookup is by path: the query string (`?n=1`) is not part of the key and is
+/// handed to the handler. Registering a uri twice is an error.
+pub struct Router<P, S> {
+    mapper: UriMapper,
+    pulls: HashMap<String, Route<ErasedPull<P>>>,
+    pushes: HashMap<String, Route<ErasedPush<S>>>,
+    unknown_pull: Option<Route<ErasedPull<P>>>,
+    unknown_push: Option<Route<ErasedPush<S>>>,
+}
+
+impl<P, S> fmt::Debug for Router<P, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut pulls: Vec<_> = self.pulls.keys().collect();
+        let mut pushes: Vec<_> = self.pushes.keys().collect();
+        pulls.sort();
+        pushes.sort();
+        f.debug_struct("Router")
+            .field("mapper", &self.mapper)
+            .field("pulls", &pulls)
+            .field("pushes", &pushes)
+            .field("unknown_pull", &self.unknown_pull.is_some())
+            .field("unknown_push", &self.unknown_push.is_some())
+            .finish()
+    }
+}
+
+impl<P: RouteCtx, S: RouteCtx> Default for Router<P, S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
+    /// An empty router with HTTP-style uris.
+    pub fn new() -> Self {
+        Self::with_mapper(UriMapper::Http)
+    }
+
+    /// An empty router with the given naming style.
+    pub fn with_mapper(mapper: UriMapper) -> Self {
+        Self {
+            mapper,
+            pulls: HashMap::new(),
+            pushes: HashMap::new(),
+            unknown_pull: None,
+            unknown_push: None,
+        }
+    }
+
+    /// The naming style.
+    pub fn mapper(&self) -> UriMapper {
+        self.mapper
+    }
+
+    /// Registers a pull handler for `uri`.
+    pub fn pull<M, H: PullHandler<P, M>>(&mut self, uri: &str, handler: H) -> Result<&mut Self, RouteError> {
+        self.add_pull(None, uri, erase_pull(handler))?;
+        Ok(self)
+    }
+
+    /// Registers a push handler for `uri`.
+    pub fn push<M, H: PushHandler<S, M>>(&mut self, uri: &str, handler: H) -> Result<&mut Self, RouteError> {
+        self.add_push(None, uri, erase_push(handler))?;
+        Ok(self)
+    }
+
+    /// Sets the handler for pulls whose uri has no route. Its context gives
+    /// the raw body and decodes it on demand.
+    pub fn unknown_pull<M, H: PullHandler<P, M>>(&mut self, handler: H) -> Result<&mut Self, RouteError> {
+        if self.unknown_pull.is_some() {
+            return Err(RouteError::DuplicateFallback { kind: "pull" });
+        }
+        self.unknown_pull = Some(Route {
+            handler: erase_pull(handler),
+            info: Arc::new(RouteInfo {
+                uri: String::new(),
+                group: None,
+            }),
+        });
+        Ok(self)
+    }
+
+    /// Sets the handler for pushes whose uri has no route.
+    pub fn unknown_push<M, H: PushHandler<S, M>>(&mut self, handler: H) -> Result<&mut Self, RouteError> {
+        if self.unknown_push.is_some() {
+            return Err(RouteError::DuplicateFallback { kind: "push" });
+        }
+        self.unknown_push = Some(Route {
+            handler: erase_push(handler),
+            info: Arc::new(RouteInfo {
+                uri: String::new(),
+                group: None,
+            }),
+        });
+        Ok(self)
+    }
+
+    /// A sub-router whose routes are registered under `prefix`.
+    pub fn group(&mut self, prefix: &str) -> Group<'_, P, S> {
+        let prefix = self.mapper.join("", prefix);
+        Group {
+            router: self,
+            info: Arc::new(GroupInfo { prefix, parent: None }),
+        }
+    }
+
+    /// The pull route for a uri (its query string is ignored).
+    pub fn find_pull(&self, uri: &str) -> Option<&Route<ErasedPull<P>>> {
+        self.pulls.get(path_of(uri))
+    }
+
+    /// The push route for a uri (its query string is ignored).
+    pub fn find_push(&self, uri: &str) -> Option<&Route<ErasedPush<S>>> {
+        self.pushes.get(path_of(uri))
+    }
+
+    /// The fallback for unknown pulls.
+    pub fn unknown_pull_route(&self) -> Option<&Route<ErasedPull<P>>> {
+        self.unknown_pull.as_ref()
+    }
+
+    /// The fallback for unknown pushes.
+    pub fn unknown_push_route(&self) -> Option<&Route<ErasedPush<S>>> {
+        self.unknown_push.as_ref()
+    }
+
+    /// Every registered pull uri, sorted.
+    pub fn pull_uris(&self) -> Vec<&str> {
+        let mut uris: Vec<_> = self.pulls.keys().map(String::as_str).collect();
+        uris.sort_unstable();
+        uris
+    }
+
+    /// Every registered push uri, sorted.
+    pub fn push_uris(&self) -> Vec<&str> {
+        let mut uris: Vec<_> = self.pushes.keys().map(String::as_str).collect();
+        uris.sort_unstable();
+        uris
+    }
+
+    fn route_info(&self, group: Option<&Arc<GroupInfo>>, uri: &str) -> Result<Arc<RouteInfo>, RouteError> {
+        let full = match group {
+            Some(g) => self.mapper.join(&g.prefix, uri),
+            None => match self.mapper {
+                UriMapper::Http => self.mapper.join("", uri),
+                UriMapper::Rpc => uri.to_owned(),
+            },
+        };
+        let invalid = |reason| RouteError::InvalidUri {
+            uri: full.clone(),
+            reason,
+        };
+        if full.is_empty() || full == "/" {
+            return Err(invalid("empty uri"));
+        }
+        if full.contains('?') {
+            return Err(invalid("a route uri has no query string"));
+        }
+        if full.len() > usize::from(u8::MAX) {
+            return Err(invalid("longer than 255 bytes"));
+        }
+        Ok(Arc::new(RouteInfo {
+            uri: full,
+            group: group.cloned(),
+        }))
+    }
+
+    fn add_pull(&mut self, group: Option<&Arc<GroupInfo>>, uri: &str, handler: ErasedPull<P>) -> Result<(), RouteError> {
+        let info = self.route_info(group, uri)?;
+        if self.pulls.contains_key(&info.uri) {
+            return Err(RouteError::Duplicate {
+                kind: "pull",
+                uri: info.uri.clone(),
+            });
+        }
+        self.pulls.insert(info.uri.clone(), Route { handler, info });
+        Ok(())
+    }
+
+    fn add_push(&mut self, group: Option<&Arc<GroupInfo>>, uri: &str, handler: ErasedPush<S>) -> Result<(), RouteError> {
+        let info = self.route_info(group, uri)?;
+        if self.pushes.contains_key(&info.uri) {
+            return Err(RouteError::Duplicate {
+                kind: "push",
+                uri: info.uri.clone(),
+            });
+        }
+        self.pushes.insert(info.uri.clone(), Route { handler, info });
+        Ok(())
+    }
+}
+
+/// Routes registered under a prefix; groups nest.
+pub struct Group<'r, P, S> {
+    router: &'r mut Router<P, S>,
+    info: Arc<GroupInfo>,
+}
+
+impl<P: RouteCtx, S: RouteCtx> Group<'_, P, S> {
+    /// The group's full prefix.
+    pub fn prefix(&self) -> &str {
+        &self.info.prefix
+    }
+
+    /// The group's description, shared by its routes.
+    pub fn info(&self) -> &Arc<GroupInfo> {
+        &self.info
+    }
+
+    /// Registers a pull handler for `prefix + uri`.
+    pub fn pull<M, H: PullHandler<P, M>>(&mut self, uri: &str, handler: H) -> Result<&mut Self, RouteError> {
+        self.router.add_pull(Some(&self.info), uri, erase_pull(handler))?;
+        Ok(self)
+    }
+
+    /// Registers a push handler for `prefix + uri`.
+    pub fn push<M, H: PushHandler<S, M>>(&mut self, uri: &str, handler: H) -> Result<&mut Self, RouteError> {
+        self.router.add_push(Some(&self.info), uri, erase_push(handler))?;
+        Ok(self)
+    }
+
+    /// A nested group under `prefix`.
+    pub fn group(&mut self, prefix: &str) -> Group<'_, P, S> {
+        let full = self.router.mapper.join(&self.info.prefix, prefix);
+        Group {
+            info: Arc::new(GroupInfo {
+                prefix: full,
+                parent: Some(self.info.clone()),
+            }),
+            router: self.router,
+        }
+    }
+}
+
+/// The uri without its query string.
+pub fn path_of(uri: &str) -> &str {
+    uri.split_once('?').map_or(uri, |(path, _)| path)
+}
