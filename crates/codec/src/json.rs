@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use crate::body::{DecodeSink, EncodeBody};
 use crate::codec::{encode_atomically, Codec};
-use crate::error::CodecError;
+use crate::error::{CodecError, SinkError};
 use crate::ids;
 
 /// The JSON codec: id [`ids::JSON`] (`j`, 106), name `"json"`; the default codec of the
@@ -44,7 +44,14 @@ impl Codec for JsonCodec {
         let input: &[u8] = if body.is_empty() { b"null" } else { body };
         let mut de = serde_json::Deserializer::from_slice(input);
         sink.from_deserializer(&mut <dyn erased_serde::Deserializer<'_>>::erase(&mut de))
-            .map_err(|e| e.into_codec_error(Self::NAME, sink.type_name()))?;
+            .map_err(|e| match e {
+                SinkError::Decode(source) if body.is_empty() => CodecError::decode(
+                    Self::NAME,
+                    sink.type_name(),
+                    format!("empty body (read as null): {source}"),
+                ),
+                e => e.into_codec_error(Self::NAME, sink.type_name()),
+            })?;
         de.end()
             .map_err(|e| CodecError::decode(Self::NAME, sink.type_name(), e))
     }

@@ -55,6 +55,8 @@
 //! # Ok::<(), jaunt_codec::CodecError>(())
 //! ```
 #![forbid(unsafe_code)]
+// Docs link to `Pb` and prost, which only exist with the `protobuf` feature.
+#![cfg_attr(not(feature = "protobuf"), allow(rustdoc::broken_intra_doc_links))]
 
 mod body;
 mod codec;

@@ -1,1 +1,56 @@
-//! placeholder
+//! Jaunt: a symmetric peer-to-peer RPC framework, wire-compatible with Go
+//! erpc (teleport).
+//!
+//! This is the crate applications depend on; it re-exports the layers:
+//!
+//! | layer | crate | what it holds |
+//! |---|---|---|
+//! | peer | [`peer`] | [`Peer`], [`Session`], [`PullCtx`], [`PushCtx`], TLS |
+//! | router | [`router`] | [`Router`] (uri → handler), groups, fallbacks |
+//! | codec | [`codec`] | body codecs (JSON, protobuf, plain, form, XML) |
+//! | socket | [`socket`] | [`Packet`], [`Status`], [`Meta`], framings ([`RawProto`]) |
+//! | xfer | [`xfer`] | transfer filters (gzip, md5, encryption) |
+//!
+//! ```
+//! use jaunt::prelude::*;
+//!
+//! async fn add(_: PullCtx, args: Vec<i64>) -> Result<i64, Status> {
+//!     Ok(args.iter().sum())
+//! }
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let mut router = Router::new();
+//! router.group("/math").pull("/add", add).unwrap();
+//! let server = Peer::new(router);
+//! let addr = server.listen("127.0.0.1:0").await.unwrap();
+//!
+//! let client = Peer::new(Router::new());
+//! let session = client.dial(&addr).await.unwrap();
+//! let reply = session.pull("/math/add", &vec![1, 2, 3]).await.unwrap();
+//! assert_eq!(reply.decode::<i64>().unwrap(), 6);
+//!
+//! client.close().await;
+//! server.close().await;
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+
+pub use jaunt_codec as codec;
+pub use jaunt_peer as peer;
+pub use jaunt_router as router;
+pub use jaunt_socket as socket;
+pub use jaunt_xfer as xfer;
+
+pub use jaunt_codec::{ids as codec_ids, Pb, RawBody};
+#[cfg(feature = "tls")]
+pub use jaunt_peer::tls;
+pub use jaunt_peer::{
+    Addr, Group, Peer, PeerConfig, PullCtx, PullDone, PullHandle, PullOptions, PushCtx, Reply,
+    Router, Session,
+};
+pub use jaunt_socket::{code, Meta, Packet, PacketType, RawProto, Status};
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::{Pb, Peer, PullCtx, PullOptions, PushCtx, Router, Session, Status};
+}

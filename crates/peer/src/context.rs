@@ -10,14 +10,10 @@ use jaunt_socket::{Meta, Packet, Status};
 
 use crate::{Addr, Peer, Session, SessionData};
 
-/// Decodes `body` (codec `codec`) as `T`; an empty body without a codec is
-/// decoded as the peer's default codec would (JSON: `null`).
+/// Decodes `body` (codec `codec`) as `T`; a failure is status 400. An empty
+/// body without a codec decodes to `()`, `None` or a default protobuf
+/// message (see [`Registry::decode`]).
 pub(crate) fn decode_body<T: DecodeBody>(codecs: &Registry, codec: u8, body: &Bytes) -> Result<T, Status> {
-    let codec = match codec {
-        0 if body.is_empty() => jaunt_codec::ids::JSON,
-        0 => return Err(Status::bad_message("a body without a codec id")),
-        id => id,
-    };
     codecs
         .decode(codec, body)
         .map_err(|e| Status::bad_message(e.to_string()))

@@ -41,7 +41,8 @@ mod router;
 
 pub use error::RouteError;
 pub use handler::{
-    BoxFuture, ErasedPull, ErasedPush, IntoPushOutput, PullHandler, PullOutput, PushHandler, PushOutput, RouteCtx,
+    BoxFuture, ErasedPull, ErasedPush, IntoPushOutput, PullHandler, PullOutput, PushHandler,
+    PushOutput, RouteCtx,
 };
 pub use mapper::{to_camel, to_snake, UriMapper};
 pub use query::Query;

@@ -20,23 +20,33 @@ impl Query {
     /// they are; invalid UTF-8 is replaced by U+FFFD.
     pub fn parse(query: &str) -> Self {
         Self {
-            pairs: form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
+            pairs: form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
         }
     }
 
     /// The query of a full uri (`/a/b?n=1`), empty if it has none.
     pub fn from_uri(uri: &str) -> Self {
-        uri.split_once('?').map(|(_, q)| Self::parse(q)).unwrap_or_default()
+        uri.split_once('?')
+            .map(|(_, q)| Self::parse(q))
+            .unwrap_or_default()
     }
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`.
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every pair, in order.

@@ -127,20 +127,31 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
     }
 
     /// Registers a pull handler for `uri`.
-    pub fn pull<M, H: PullHandler<P, M>>(&mut self, uri: &str, handler: H) -> Result<&mut Self, RouteError> {
+    pub fn pull<M, H: PullHandler<P, M>>(
+        &mut self,
+        uri: &str,
+        handler: H,
+    ) -> Result<&mut Self, RouteError> {
         self.add_pull(None, uri, erase_pull(handler))?;
         Ok(self)
     }
 
     /// Registers a push handler for `uri`.
-    pub fn push<M, H: PushHandler<S, M>>(&mut self, uri: &str, handler: H) -> Result<&mut Self, RouteError> {
+    pub fn push<M, H: PushHandler<S, M>>(
+        &mut self,
+        uri: &str,
+        handler: H,
+    ) -> Result<&mut Self, RouteError> {
         self.add_push(None, uri, erase_push(handler))?;
         Ok(self)
     }
 
     /// Sets the handler for pulls whose uri has no route. Its context gives
     /// the raw body and decodes it on demand.
-    pub fn unknown_pull<M, H: PullHandler<P, M>>(&mut self, handler: H) -> Result<&mut Self, RouteError> {
+    pub fn unknown_pull<M, H: PullHandler<P, M>>(
+        &mut self,
+        handler: H,
+    ) -> Result<&mut Self, RouteError> {
         if self.unknown_pull.is_some() {
             return Err(RouteError::DuplicateFallback { kind: "pull" });
         }
@@ -155,7 +166,10 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
     }
 
     /// Sets the handler for pushes whose uri has no route.
-    pub fn unknown_push<M, H: PushHandler<S, M>>(&mut self, handler: H) -> Result<&mut Self, RouteError> {
+    pub fn unknown_push<M, H: PushHandler<S, M>>(
+        &mut self,
+        handler: H,
+    ) -> Result<&mut Self, RouteError> {
         if self.unknown_push.is_some() {
             return Err(RouteError::DuplicateFallback { kind: "push" });
         }
@@ -174,7 +188,10 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
         let prefix = self.mapper.join("", prefix);
         Group {
             router: self,
-            info: Arc::new(GroupInfo { prefix, parent: None }),
+            info: Arc::new(GroupInfo {
+                prefix,
+                parent: None,
+            }),
         }
     }
 
@@ -212,7 +229,11 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
         uris
     }
 
-    fn route_info(&self, group: Option<&Arc<GroupInfo>>, uri: &str) -> Result<Arc<RouteInfo>, RouteError> {
+    fn route_info(
+        &self,
+        group: Option<&Arc<GroupInfo>>,
+        uri: &str,
+    ) -> Result<Arc<RouteInfo>, RouteError> {
         let full = match group {
             Some(g) => self.mapper.join(&g.prefix, uri),
             None => match self.mapper {
@@ -239,7 +260,12 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
         }))
     }
 
-    fn add_pull(&mut self, group: Option<&Arc<GroupInfo>>, uri: &str, handler: ErasedPull<P>) -> Result<(), RouteError> {
+    fn add_pull(
+        &mut self,
+        group: Option<&Arc<GroupInfo>>,
+        uri: &str,
+        handler: ErasedPull<P>,
+    ) -> Result<(), RouteError> {
         let info = self.route_info(group, uri)?;
         if self.pulls.contains_key(&info.uri) {
             return Err(RouteError::Duplicate {
@@ -251,7 +277,12 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
         Ok(())
     }
 
-    fn add_push(&mut self, group: Option<&Arc<GroupInfo>>, uri: &str, handler: ErasedPush<S>) -> Result<(), RouteError> {
+    fn add_push(
+        &mut self,
+        group: Option<&Arc<GroupInfo>>,
+        uri: &str,
+        handler: ErasedPush<S>,
+    ) -> Result<(), RouteError> {
         let info = self.route_info(group, uri)?;
         if self.pushes.contains_key(&info.uri) {
             return Err(RouteError::Duplicate {
@@ -259,7 +290,8 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
                 uri: info.uri.clone(),
             });
         }
-        self.pushes.insert(info.uri.clone(), Route { handler, info });
+        self.pushes
+            .insert(info.uri.clone(), Route { handler, info });
         Ok(())
     }
 }
@@ -282,14 +314,24 @@ impl<P: RouteCtx, S: RouteCtx> Group<'_, P, S> {
     }
 
     /// Registers a pull handler for `prefix + uri`.
-    pub fn pull<M, H: PullHandler<P, M>>(&mut self, uri: &str, handler: H) -> Result<&mut Self, RouteError> {
-        self.router.add_pull(Some(&self.info), uri, erase_pull(handler))?;
+    pub fn pull<M, H: PullHandler<P, M>>(
+        &mut self,
+        uri: &str,
+        handler: H,
+    ) -> Result<&mut Self, RouteError> {
+        self.router
+            .add_pull(Some(&self.info), uri, erase_pull(handler))?;
         Ok(self)
     }
 
     /// Registers a push handler for `prefix + uri`.
-    pub fn push<M, H: PushHandler<S, M>>(&mut self, uri: &str, handler: H) -> Result<&mut Self, RouteError> {
-        self.router.add_push(Some(&self.info), uri, erase_push(handler))?;
+    pub fn push<M, H: PushHandler<S, M>>(
+        &mut self,
+        uri: &str,
+        handler: H,
+    ) -> Result<&mut Self, RouteError> {
+        self.router
+            .add_push(Some(&self.info), uri, erase_push(handler))?;
         Ok(self)
     }
 
