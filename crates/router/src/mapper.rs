@@ -34,7 +34,7 @@ impl UriMapper {
         match self {
             Self::Http => {
                 let prefix = prefix.trim_end_matches('/');
-                let uri = uri.trim_start_matches('/');
+                let uri = uri.trim_matches('/');
                 match (prefix.is_empty(), uri.is_empty()) {
                     (true, _) => format!("/{uri}"),
                     (false, true) => normalize_http(prefix),

@@ -1,0 +1,134 @@
+//! Route registration and lookup, with a stand-in context.
+
+use bytes::Bytes;
+use jaunt_codec::{DecodeBody, Registry};
+use jaunt_router::{RouteCtx, RouteError, Router, UriMapper};
+use jaunt_socket::Status;
+
+/// A context carrying a JSON body.
+struct Ctx(Bytes);
+
+impl RouteCtx for Ctx {
+    fn decode_body<T: DecodeBody>(&self) -> Result<T, Status> {
+        Registry::with_defaults()
+            .decode(b'j', &self.0)
+            .map_err(|e| Status::bad_message(e.to_string()))
+    }
+}
+
+type TestRouter = Router<Ctx, Ctx>;
+
+async fn add(_: Ctx, args: Vec<i64>) -> Result<i64, Status> {
+    Ok(args.iter().sum())
+}
+
+async fn ping(_: Ctx) -> Result<&'static str, Status> {
+    Ok("pong")
+}
+
+async fn note(_: Ctx, _text: String) {}
+
+fn encode_json(value: &dyn jaunt_codec::EncodeBody) -> String {
+    let bytes = Registry::with_defaults().encode(b'j', value).unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn typed_handlers_decode_their_argument_and_encode_their_result() {
+    let mut router = TestRouter::new();
+    router.pull("/math/add", add).unwrap().pull("/ping", ping).unwrap();
+    let route = router.find_pull("/math/add?x=1").expect("query string is not part of the key");
+    let out = (route.handler())(Ctx(Bytes::from_static(b"[1,2,39]"))).await.unwrap();
+    assert_eq!(encode_json(&*out), "42");
+    let out = (router.find_pull("/ping").unwrap().handler())(Ctx(Bytes::new())).await.unwrap();
+    assert_eq!(encode_json(&*out), "\"pong\"");
+}
+
+#[tokio::test]
+async fn an_undecodable_argument_is_400_before_the_handler_runs() {
+    let mut router = TestRouter::new();
+    router.pull("/math/add", add).unwrap();
+    let route = router.find_pull("/math/add").unwrap();
+    let err = match (route.handler())(Ctx(Bytes::from_static(b"\"text\""))).await {
+        Err(status) => status,
+        Ok(_) => panic!("a string is not a Vec<i64>"),
+    };
+    assert_eq!(err.code(), jaunt_socket::code::BAD_MESSAGE);
+}
+
+#[tokio::test]
+async fn push_handlers_return_unit_or_result() {
+    let mut router = TestRouter::new();
+    router
+        .push("/note", note)
+        .unwrap()
+        .push("/fail", |_: Ctx| async { Err::<(), _>(Status::new(1001, "no")) })
+        .unwrap();
+    let ok = (router.find_push("/note").unwrap().handler())(Ctx(Bytes::from_static(b"\"x\""))).await;
+    assert!(ok.is_ok());
+    let err = (router.find_push("/fail").unwrap().handler())(Ctx(Bytes::new())).await;
+    assert_eq!(err.unwrap_err().code(), 1001);
+}
+
+#[test]
+fn groups_nest_and_record_their_prefix() {
+    let mut router = TestRouter::new();
+    {
+        let mut api = router.group("/api");
+        let mut v1 = api.group("v1/");
+        v1.pull("/add", add).unwrap();
+    }
+    let route = router.find_pull("/api/v1/add").expect("nested group route");
+    let group = route.info().group().expect("registered in a group");
+    assert_eq!(group.prefix(), "/api/v1");
+    assert_eq!(group.parent().unwrap().prefix(), "/api");
+    assert_eq!(router.pull_uris(), ["/api/v1/add"]);
+}
+
+#[test]
+fn registering_a_uri_twice_is_an_error() {
+    let mut router = TestRouter::new();
+    router.pull("/a", add).unwrap();
+    assert_eq!(
+        router.pull("a", add).err(),
+        Some(RouteError::Duplicate {
+            kind: "pull",
+            uri: "/a".into()
+        })
+    );
+    // The same uri may serve a pull and a push.
+    router.push("/a", note).unwrap();
+    assert!(router.group("/").push("/a", note).is_err());
+    router.unknown_pull(ping).unwrap();
+    assert_eq!(
+        router.unknown_pull(ping).err(),
+        Some(RouteError::DuplicateFallback { kind: "pull" })
+    );
+}
+
+#[test]
+fn invalid_uris_are_refused() {
+    let mut router = TestRouter::new();
+    assert!(matches!(router.pull("", add), Err(RouteError::InvalidUri { .. })));
+    assert!(matches!(router.pull("/a?x=1", add), Err(RouteError::InvalidUri { .. })));
+    let long = format!("/{}", "x".repeat(255));
+    assert!(matches!(router.pull(&long, add), Err(RouteError::InvalidUri { .. })));
+}
+
+#[test]
+fn rpc_style_names() {
+    let mut router = TestRouter::with_mapper(UriMapper::Rpc);
+    router.group("Math").pull("Add", add).unwrap();
+    assert!(router.find_pull("Math.Add").is_some());
+    assert_eq!(UriMapper::Rpc.route("math", "xx_zz"), "Math.XxZz");
+}
+
+#[test]
+fn fallbacks_are_separate_from_routes() {
+    let mut router = TestRouter::new();
+    assert!(router.unknown_pull_route().is_none());
+    router.unknown_pull(ping).unwrap().unknown_push(|_: Ctx| async {}).unwrap();
+    assert!(router.unknown_pull_route().is_some());
+    assert!(router.unknown_push_route().is_some());
+    assert!(router.find_pull("/nope").is_none());
+}
