@@ -32,7 +32,9 @@ pub struct PacketCodec {
 
 impl std::fmt::Debug for PacketCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PacketCodec").field("proto", &self.proto.name()).finish()
+        f.debug_struct("PacketCodec")
+            .field("proto", &self.proto.name())
+            .finish()
     }
 }
 

@@ -77,9 +77,7 @@ impl Meta {
                     keep
                 });
             }
-            None => self
-                .entries
-                .push((Bytes::copy_from_slice(key), value)),
+            None => self.entries.push((Bytes::copy_from_slice(key), value)),
         }
     }
 
@@ -98,7 +96,10 @@ impl Meta {
     }
 
     /// Every value of `key`, in order.
-    pub fn get_all<'a>(&'a self, key: &'a (impl AsRef<[u8]> + ?Sized)) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn get_all<'a>(
+        &'a self,
+        key: &'a (impl AsRef<[u8]> + ?Sized),
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
         let key = key.as_ref();
         self.entries
             .iter()
@@ -194,7 +195,10 @@ mod tests {
     fn set_replaces_all_and_keeps_position() {
         let mut m: Meta = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
         m.set("a", "9");
-        assert_eq!(m.iter().collect::<Vec<_>>(), vec![(&b"a"[..], &b"9"[..]), (b"b", b"2")]);
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            vec![(&b"a"[..], &b"9"[..]), (b"b", b"2")]
+        );
         m.set("c", "");
         assert_eq!(m.to_query(), "a=9&b=2&c");
         assert_eq!(m.remove("a"), 1);

@@ -78,13 +78,15 @@ pub(crate) fn unquote(src: Bytes, field: &'static str) -> Result<Bytes, ProtoErr
 /// Splits a query string into its `k=v` pairs (a pair without `=` has an
 /// empty value); empty pairs (`a=1&&b=2`) are skipped.
 pub(crate) fn pairs(src: &Bytes) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
-    src.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(move |pair| {
-        let pair = src.slice_ref(pair);
-        match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (pair.slice(..eq), pair.slice(eq + 1..)),
-            None => (pair, Bytes::new()),
-        }
-    })
+    src.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(move |pair| {
+            let pair = src.slice_ref(pair);
+            match pair.iter().position(|&b| b == b'=') {
+                Some(eq) => (pair.slice(..eq), pair.slice(eq + 1..)),
+                None => (pair, Bytes::new()),
+            }
+        })
 }
 
 #[cfg(test)]

@@ -290,7 +290,10 @@ mod tests {
         assert_eq!(st.cause(), Some("bad thing & more=1 %2F ✓"));
         let nf = Status::not_found("");
         assert_eq!(nf.to_query(), "code=404&msg=Not%20Found&cause=");
-        assert_eq!(Status::parse(b"code=404&msg=Not%20Found&cause=").unwrap(), nf);
+        assert_eq!(
+            Status::parse(b"code=404&msg=Not%20Found&cause=").unwrap(),
+            nf
+        );
         assert_eq!(Status::ok().to_query(), "code=0");
     }
 
@@ -303,8 +306,14 @@ mod tests {
 
     #[test]
     fn bad_code_and_escape_are_errors() {
-        assert!(matches!(Status::parse(b"code=x"), Err(ProtoError::InvalidStatusCode)));
-        assert!(matches!(Status::parse(b"code=99999999999"), Err(ProtoError::InvalidStatusCode)));
+        assert!(matches!(
+            Status::parse(b"code=x"),
+            Err(ProtoError::InvalidStatusCode)
+        ));
+        assert!(matches!(
+            Status::parse(b"code=99999999999"),
+            Err(ProtoError::InvalidStatusCode)
+        ));
         assert!(matches!(
             Status::parse(b"code=1&msg=%G0"),
             Err(ProtoError::InvalidPercentEncoding { .. })
@@ -313,7 +322,10 @@ mod tests {
 
     #[test]
     fn display() {
-        assert_eq!(Status::not_found("x").to_string(), "status 404 Not Found: x");
+        assert_eq!(
+            Status::not_found("x").to_string(),
+            "status 404 Not Found: x"
+        );
         assert_eq!(Status::new(1001, "boom").to_string(), "status 1001 boom");
     }
 }

@@ -33,14 +33,54 @@ fn parse_seq36(s: &str) -> i32 {
 
 fn check_fields(v: &Vector, p: &Packet) {
     let d = &v.decoded;
-    assert_eq!(p.xfer, d["xfer"].as_str().unwrap().as_bytes(), "{}: xfer", v.name);
-    assert_eq!(p.seq, parse_seq36(d["seq_base36"].as_str().unwrap()), "{}: seq", v.name);
-    assert_eq!(u64::from(p.ptype.as_u8()), d["mtype"].as_u64().unwrap(), "{}: type", v.name);
-    assert_eq!(p.uri, d["service_method"].as_str().unwrap(), "{}: uri", v.name);
-    assert_eq!(p.status.to_query(), d["status"].as_str().unwrap(), "{}: status", v.name);
-    assert_eq!(p.meta.to_query(), d["meta"].as_str().unwrap(), "{}: meta", v.name);
-    assert_eq!(u64::from(p.body_codec), d["codec"].as_u64().unwrap(), "{}: codec", v.name);
-    assert_eq!(p.body, d["body_utf8"].as_str().unwrap().as_bytes(), "{}: body", v.name);
+    assert_eq!(
+        p.xfer,
+        d["xfer"].as_str().unwrap().as_bytes(),
+        "{}: xfer",
+        v.name
+    );
+    assert_eq!(
+        p.seq,
+        parse_seq36(d["seq_base36"].as_str().unwrap()),
+        "{}: seq",
+        v.name
+    );
+    assert_eq!(
+        u64::from(p.ptype.as_u8()),
+        d["mtype"].as_u64().unwrap(),
+        "{}: type",
+        v.name
+    );
+    assert_eq!(
+        p.uri,
+        d["service_method"].as_str().unwrap(),
+        "{}: uri",
+        v.name
+    );
+    assert_eq!(
+        p.status.to_query(),
+        d["status"].as_str().unwrap(),
+        "{}: status",
+        v.name
+    );
+    assert_eq!(
+        p.meta.to_query(),
+        d["meta"].as_str().unwrap(),
+        "{}: meta",
+        v.name
+    );
+    assert_eq!(
+        u64::from(p.body_codec),
+        d["codec"].as_u64().unwrap(),
+        "{}: codec",
+        v.name
+    );
+    assert_eq!(
+        p.body,
+        d["body_utf8"].as_str().unwrap().as_bytes(),
+        "{}: body",
+        v.name
+    );
 }
 
 #[test]
@@ -50,7 +90,9 @@ fn every_vector_decodes_to_its_fields() {
     assert_eq!(all.len(), 33, "the capture holds 33 frames");
     for v in &all {
         let mut buf = BytesMut::from(&v.wire[..]);
-        let packet = proto.decode(&mut buf).unwrap_or_else(|e| panic!("{}: {e}", v.name));
+        let packet = proto
+            .decode(&mut buf)
+            .unwrap_or_else(|e| panic!("{}: {e}", v.name));
         let packet = packet.unwrap_or_else(|| panic!("{}: incomplete", v.name));
         assert!(buf.is_empty(), "{}: the whole frame is consumed", v.name);
         check_fields(v, &packet);
@@ -62,7 +104,10 @@ fn unfiltered_vectors_reencode_byte_for_byte() {
     let proto = RawProto::default();
     let mut checked = 0;
     for v in vectors().iter().filter(|v| v.decoded["xfer"] == "") {
-        let packet = proto.decode(&mut BytesMut::from(&v.wire[..])).unwrap().unwrap();
+        let packet = proto
+            .decode(&mut BytesMut::from(&v.wire[..]))
+            .unwrap()
+            .unwrap();
         let mut out = BytesMut::new();
         proto.encode(&packet, &mut out).unwrap();
         assert_eq!(hex::encode(&out), hex::encode(&v.wire), "{}", v.name);
@@ -76,7 +121,10 @@ fn gzip_vectors_reencode_to_the_same_payload() {
     // gzip bytes differ between implementations: compare what decodes.
     let proto = RawProto::default();
     for v in vectors().iter().filter(|v| v.decoded["xfer"] == "g") {
-        let packet = proto.decode(&mut BytesMut::from(&v.wire[..])).unwrap().unwrap();
+        let packet = proto
+            .decode(&mut BytesMut::from(&v.wire[..]))
+            .unwrap()
+            .unwrap();
         let mut out = BytesMut::new();
         proto.encode(&packet, &mut out).unwrap();
         assert_eq!(out[4..6], v.wire[4..6], "{}: filter header", v.name);
@@ -106,7 +154,14 @@ fn the_whole_capture_decodes_from_one_buffer_fed_in_odd_chunks() {
     let uris: Vec<_> = got.iter().map(|p| p.uri.as_str()).collect();
     assert_eq!(
         uris,
-        ["/math/add", "/echo/str", "/echo/fail", "/no/such/route", "/push/msg", "/push/count"]
+        [
+            "/math/add",
+            "/echo/str",
+            "/echo/fail",
+            "/no/such/route",
+            "/push/msg",
+            "/push/count"
+        ]
     );
 }
 

@@ -99,10 +99,11 @@ impl Proto for JsonProto {
         let Some((xfer, payload)) = ENVELOPE.decode(&self.config, src)? else {
             return Ok(None);
         };
-        let frame: JsonFrame<'_> = serde_json::from_slice(&payload).map_err(|e| ProtoError::Payload {
-            framing: "json",
-            source: Box::new(e),
-        })?;
+        let frame: JsonFrame<'_> =
+            serde_json::from_slice(&payload).map_err(|e| ProtoError::Payload {
+                framing: "json",
+                source: Box::new(e),
+            })?;
         let seq = i32::try_from(frame.seq).map_err(|_| ProtoError::SeqOutOfRange)?;
         let ptype = u8::try_from(frame.mtype)
             .map_err(|_| ProtoError::UnknownPacketType(u8::MAX))
@@ -143,7 +144,14 @@ fn write_json_string(bytes: &[u8], out: &mut BytesMut) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0..=0x1f => &[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]],
+            0..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
             _ => continue,
         };
         out.put_slice(&bytes[start..i]);

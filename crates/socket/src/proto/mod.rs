@@ -200,7 +200,10 @@ impl ProtoError {
     pub fn is_stream_intact(&self) -> bool {
         !matches!(
             self,
-            Self::Io(_) | Self::Truncated { .. } | Self::LengthTooSmall { .. } | Self::FrameTooLarge { .. }
+            Self::Io(_)
+                | Self::Truncated { .. }
+                | Self::LengthTooSmall { .. }
+                | Self::FrameTooLarge { .. }
         )
     }
 }
@@ -224,16 +227,25 @@ impl Envelope {
     fn frame_len(&self, src: &[u8]) -> Option<u64> {
         let prefix: [u8; 4] = src.get(..4)?.try_into().ok()?;
         let announced = u64::from(u32::from_be_bytes(prefix));
-        Some(if self.prefix_counts_itself { announced } else { announced + 4 })
+        let prefix_len = if self.prefix_counts_itself { 0 } else { 4 };
+        Some(announced + prefix_len)
     }
 
     /// Splits one frame off `src`: its filter ids and its unfiltered payload.
-    fn decode(&self, cfg: &ProtoConfig, src: &mut BytesMut) -> Result<Option<(Vec<u8>, Bytes)>, ProtoError> {
+    fn decode(
+        &self,
+        cfg: &ProtoConfig,
+        src: &mut BytesMut,
+    ) -> Result<Option<(Vec<u8>, Bytes)>, ProtoError> {
         if src.len() < 4 {
             return Ok(None);
         }
         let announced = u64::from(u32::from_be_bytes([src[0], src[1], src[2], src[3]]));
-        let total = if self.prefix_counts_itself { announced } else { announced + 4 };
+        let total = if self.prefix_counts_itself {
+            announced
+        } else {
+            announced + 4
+        };
         if total > cfg.max_frame_len as u64 {
             return Err(ProtoError::FrameTooLarge {
                 len: total,
@@ -265,7 +277,9 @@ impl Envelope {
         let mut frame = src.split_to(total).freeze();
         frame.advance(Self::MIN_LEN);
         if frame.len() < filters {
-            return Err(ProtoError::FieldOverrun { field: "filter ids" });
+            return Err(ProtoError::FieldOverrun {
+                field: "filter ids",
+            });
         }
         let ids = frame.split_to(filters).to_vec();
         let payload = if ids.is_empty() {
@@ -335,7 +349,11 @@ impl Envelope {
                 limit: cfg.max_frame_len,
             });
         }
-        let prefix = if self.prefix_counts_itself { total } else { total - 4 };
+        let prefix = if self.prefix_counts_itself {
+            total
+        } else {
+            total - 4
+        };
         let prefix = u32::try_from(prefix).map_err(|_| ProtoError::FrameTooLarge {
             len: total as u64,
             limit: u32::MAX as usize,

@@ -58,7 +58,9 @@ impl Proto for RawProto {
     }
 
     fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), ProtoError> {
-        ENVELOPE.encode(&self.config, &packet.xfer, dst, |out| write_payload(packet, out))
+        ENVELOPE.encode(&self.config, &packet.xfer, dst, |out| {
+            write_payload(packet, out)
+        })
     }
 
     fn decode(&self, src: &mut BytesMut) -> Result<Option<Packet>, ProtoError> {
@@ -144,7 +146,8 @@ fn read_payload(mut buf: Bytes, xfer: Vec<u8>) -> Result<Packet, ProtoError> {
     let ptype = PacketType::try_from(take_u8(&mut buf, "packet type")?)?;
     let uri_len = take_u8(&mut buf, "uri length")?;
     let uri = take(&mut buf, usize::from(uri_len), "uri")?;
-    let uri = String::from_utf8(uri.to_vec()).map_err(|_| ProtoError::InvalidUtf8 { field: "uri" })?;
+    let uri =
+        String::from_utf8(uri.to_vec()).map_err(|_| ProtoError::InvalidUtf8 { field: "uri" })?;
     let status_len = take_u16(&mut buf, "status length")?;
     let status = Status::parse_bytes(take(&mut buf, usize::from(status_len), "status")?)?;
     let meta_len = take_u16(&mut buf, "meta length")?;
