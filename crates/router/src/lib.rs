@@ -33,12 +33,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod controller;
 mod error;
 mod handler;
 mod mapper;
 mod query;
 mod router;
 
+pub use controller::{Controller, ControllerRoutes};
 pub use error::RouteError;
 pub use handler::{
     BoxFuture, ErasedPull, ErasedPush, IntoPushOutput, PullHandler, PullOutput, PushHandler,

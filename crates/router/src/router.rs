@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::controller::{controller_prefix, ControllerRoutes};
 use crate::handler::{erase_pull, erase_push, ErasedPull, ErasedPush};
-use crate::{PullHandler, PushHandler, RouteCtx, RouteError, UriMapper};
+use crate::{Controller, PullHandler, PushHandler, RouteCtx, RouteError, UriMapper};
 
 /// Where a route was registered: its full uri and the chain of groups
 /// (innermost first) it belongs to. Group-scoped features (plugins) hang off
@@ -195,6 +196,27 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
         }
     }
 
+    /// Registers every method of a controller under a group named after its
+    /// type (`Math` → `/math`, or `Math` with RPC-style names).
+    pub fn controller<C: Controller<P, S>>(
+        &mut self,
+        controller: C,
+    ) -> Result<&mut Self, RouteError> {
+        self.controller_arc(Arc::new(controller))?;
+        Ok(self)
+    }
+
+    /// [`controller`](Self::controller) for a controller already shared.
+    pub fn controller_arc<C: Controller<P, S>>(
+        &mut self,
+        controller: Arc<C>,
+    ) -> Result<&mut Self, RouteError> {
+        let mapper = self.mapper;
+        let mut group = self.group(&controller_prefix(mapper, C::NAME));
+        controller.register(&mut ControllerRoutes::new(&mut group, mapper))?;
+        Ok(self)
+    }
+
     /// The pull route for a uri (its query string is ignored).
     pub fn find_pull(&self, uri: &str) -> Option<&Route<ErasedPull<P>>> {
         self.pulls.get(path_of(uri))
@@ -332,6 +354,19 @@ impl<P: RouteCtx, S: RouteCtx> Group<'_, P, S> {
     ) -> Result<&mut Self, RouteError> {
         self.router
             .add_push(Some(&self.info), uri, erase_push(handler))?;
+        Ok(self)
+    }
+
+    /// Registers every method of a controller in a group named after its
+    /// type, nested in this group.
+    pub fn controller<C: Controller<P, S>>(
+        &mut self,
+        controller: C,
+    ) -> Result<&mut Self, RouteError> {
+        let mapper = self.router.mapper;
+        let controller = Arc::new(controller);
+        let mut group = self.group(&controller_prefix(mapper, C::NAME));
+        controller.register(&mut ControllerRoutes::new(&mut group, mapper))?;
         Ok(self)
     }
 

@@ -36,11 +36,21 @@ fn encode_json(value: &dyn jaunt_codec::EncodeBody) -> String {
 #[tokio::test]
 async fn typed_handlers_decode_their_argument_and_encode_their_result() {
     let mut router = TestRouter::new();
-    router.pull("/math/add", add).unwrap().pull("/ping", ping).unwrap();
-    let route = router.find_pull("/math/add?x=1").expect("query string is not part of the key");
-    let out = (route.handler())(Ctx(Bytes::from_static(b"[1,2,39]"))).await.unwrap();
+    router
+        .pull("/math/add", add)
+        .unwrap()
+        .pull("/ping", ping)
+        .unwrap();
+    let route = router
+        .find_pull("/math/add?x=1")
+        .expect("query string is not part of the key");
+    let out = (route.handler())(Ctx(Bytes::from_static(b"[1,2,39]")))
+        .await
+        .unwrap();
     assert_eq!(encode_json(&*out), "42");
-    let out = (router.find_pull("/ping").unwrap().handler())(Ctx(Bytes::new())).await.unwrap();
+    let out = (router.find_pull("/ping").unwrap().handler())(Ctx(Bytes::new()))
+        .await
+        .unwrap();
     assert_eq!(encode_json(&*out), "\"pong\"");
 }
 
@@ -62,9 +72,12 @@ async fn push_handlers_return_unit_or_result() {
     router
         .push("/note", note)
         .unwrap()
-        .push("/fail", |_: Ctx| async { Err::<(), _>(Status::new(1001, "no")) })
+        .push("/fail", |_: Ctx| async {
+            Err::<(), _>(Status::new(1001, "no"))
+        })
         .unwrap();
-    let ok = (router.find_push("/note").unwrap().handler())(Ctx(Bytes::from_static(b"\"x\""))).await;
+    let ok =
+        (router.find_push("/note").unwrap().handler())(Ctx(Bytes::from_static(b"\"x\""))).await;
     assert!(ok.is_ok());
     let err = (router.find_push("/fail").unwrap().handler())(Ctx(Bytes::new())).await;
     assert_eq!(err.unwrap_err().code(), 1001);
@@ -109,10 +122,19 @@ fn registering_a_uri_twice_is_an_error() {
 #[test]
 fn invalid_uris_are_refused() {
     let mut router = TestRouter::new();
-    assert!(matches!(router.pull("", add), Err(RouteError::InvalidUri { .. })));
-    assert!(matches!(router.pull("/a?x=1", add), Err(RouteError::InvalidUri { .. })));
+    assert!(matches!(
+        router.pull("", add),
+        Err(RouteError::InvalidUri { .. })
+    ));
+    assert!(matches!(
+        router.pull("/a?x=1", add),
+        Err(RouteError::InvalidUri { .. })
+    ));
     let long = format!("/{}", "x".repeat(255));
-    assert!(matches!(router.pull(&long, add), Err(RouteError::InvalidUri { .. })));
+    assert!(matches!(
+        router.pull(&long, add),
+        Err(RouteError::InvalidUri { .. })
+    ));
 }
 
 #[test]
@@ -127,8 +149,65 @@ fn rpc_style_names() {
 fn fallbacks_are_separate_from_routes() {
     let mut router = TestRouter::new();
     assert!(router.unknown_pull_route().is_none());
-    router.unknown_pull(ping).unwrap().unknown_push(|_: Ctx| async {}).unwrap();
+    router
+        .unknown_pull(ping)
+        .unwrap()
+        .unknown_push(|_: Ctx| async {})
+        .unwrap();
     assert!(router.unknown_pull_route().is_some());
     assert!(router.unknown_push_route().is_some());
     assert!(router.find_pull("/nope").is_none());
+}
+
+/// A hand-written controller, as `#[jaunt::controller]` generates them.
+struct MathV2 {
+    offset: i64,
+}
+
+impl MathV2 {
+    async fn add_all(&self, _ctx: &Ctx, args: Vec<i64>) -> Result<i64, Status> {
+        Ok(args.iter().sum::<i64>() + self.offset)
+    }
+}
+
+impl jaunt_router::Controller<Ctx, Ctx> for MathV2 {
+    const NAME: &'static str = "MathV2";
+
+    fn register(
+        self: std::sync::Arc<Self>,
+        routes: &mut jaunt_router::ControllerRoutes<'_, '_, Ctx, Ctx>,
+    ) -> Result<(), RouteError> {
+        let this = self.clone();
+        routes.pull("add_all", move |ctx: Ctx, args: Vec<i64>| {
+            let this = this.clone();
+            async move { this.add_all(&ctx, args).await }
+        })
+    }
+}
+
+#[tokio::test]
+async fn controllers_register_under_their_type_name() {
+    let mut router = TestRouter::new();
+    router.controller(MathV2 { offset: 100 }).unwrap();
+    router
+        .group("/api")
+        .controller(MathV2 { offset: 0 })
+        .unwrap();
+    assert_eq!(
+        router.pull_uris(),
+        ["/api/math_v2/add_all", "/math_v2/add_all"]
+    );
+    let route = router.find_pull("/math_v2/add_all").unwrap();
+    let out = (route.handler())(Ctx(Bytes::from_static(b"[1,2]")))
+        .await
+        .unwrap();
+    assert_eq!(encode_json(&*out), "103", "the controller's state is used");
+    assert!(
+        router.controller(MathV2 { offset: 0 }).is_err(),
+        "registered twice"
+    );
+
+    let mut rpc = TestRouter::with_mapper(UriMapper::Rpc);
+    rpc.controller(MathV2 { offset: 0 }).unwrap();
+    assert_eq!(rpc.pull_uris(), ["MathV2.AddAll"]);
 }
