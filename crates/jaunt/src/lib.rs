@@ -33,6 +33,59 @@
 //! server.close().await;
 //! # });
 //! ```
+//!
+//! # Controllers
+//!
+//! [`macro@controller`] on an `impl` block makes each `async fn` a route
+//! served by the type's shared state, grouped under the type's name:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::sync::Arc;
+//!
+//! use jaunt::prelude::*;
+//!
+//! struct Math {
+//!     calls: AtomicU64,
+//! }
+//!
+//! #[jaunt::controller]
+//! impl Math {
+//!     /// Pull `/math/add`.
+//!     async fn add(&self, _ctx: &PullCtx, args: Vec<i64>) -> Result<i64, Status> {
+//!         self.calls.fetch_add(1, Ordering::Relaxed);
+//!         Ok(args.iter().sum())
+//!     }
+//!
+//!     /// Push `/math/reset`, without argument.
+//!     async fn reset(&self, _ctx: &PushCtx) {
+//!         self.calls.store(0, Ordering::Relaxed);
+//!     }
+//!
+//!     /// Not a route: any method that is not one says so.
+//!     #[jaunt(skip)]
+//!     fn calls(&self) -> u64 {
+//!         self.calls.load(Ordering::Relaxed)
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let math = Arc::new(Math { calls: AtomicU64::new(0) });
+//! let mut router = Router::new();
+//! router.controller_arc(math.clone()).unwrap();
+//! let server = Peer::new(router);
+//! let addr = server.listen("127.0.0.1:0").await.unwrap();
+//!
+//! let client = Peer::new(Router::new());
+//! let session = client.dial(&addr).await.unwrap();
+//! let reply = session.pull("/math/add", &vec![1, 2, 3]).await.unwrap();
+//! assert_eq!(reply.decode::<i64>().unwrap(), 6);
+//! assert_eq!(math.calls(), 1);
+//!
+//! client.close().await;
+//! server.close().await;
+//! # });
+//! ```
 #![forbid(unsafe_code)]
 
 pub use jaunt_codec as codec;
@@ -42,6 +95,7 @@ pub use jaunt_socket as socket;
 pub use jaunt_xfer as xfer;
 
 pub use jaunt_codec::{ids as codec_ids, Pb, RawBody};
+pub use jaunt_macros::controller;
 #[cfg(feature = "tls")]
 pub use jaunt_peer::tls;
 pub use jaunt_peer::{

@@ -13,7 +13,11 @@ use crate::{Addr, Peer, Session, SessionData};
 /// Decodes `body` (codec `codec`) as `T`; a failure is status 400. An empty
 /// body without a codec decodes to `()`, `None` or a default protobuf
 /// message (see [`Registry::decode`]).
-pub(crate) fn decode_body<T: DecodeBody>(codecs: &Registry, codec: u8, body: &Bytes) -> Result<T, Status> {
+pub(crate) fn decode_body<T: DecodeBody>(
+    codecs: &Registry,
+    codec: u8,
+    body: &Bytes,
+) -> Result<T, Status> {
     codecs
         .decode(codec, body)
         .map_err(|e| Status::bad_message(e.to_string()))
@@ -144,7 +148,12 @@ impl std::fmt::Debug for PullCtx {
 }
 
 impl PullCtx {
-    pub(crate) fn new(session: Session, packet: Packet, route: Option<Arc<RouteInfo>>, start: Instant) -> Self {
+    pub(crate) fn new(
+        session: Session,
+        packet: Packet,
+        route: Option<Arc<RouteInfo>>,
+        start: Instant,
+    ) -> Self {
         Self {
             inner: Arc::new(PullInner {
                 input: Input {
@@ -217,7 +226,12 @@ impl std::fmt::Debug for PushCtx {
 }
 
 impl PushCtx {
-    pub(crate) fn new(session: Session, packet: Packet, route: Option<Arc<RouteInfo>>, start: Instant) -> Self {
+    pub(crate) fn new(
+        session: Session,
+        packet: Packet,
+        route: Option<Arc<RouteInfo>>,
+        start: Instant,
+    ) -> Self {
         Self {
             inner: Arc::new(Input {
                 session,

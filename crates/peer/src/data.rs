@@ -23,7 +23,9 @@ pub struct SessionData {
 
 impl std::fmt::Debug for SessionData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionData").field("len", &self.lock().len()).finish()
+        f.debug_struct("SessionData")
+            .field("len", &self.lock().len())
+            .finish()
     }
 }
 

@@ -21,7 +21,10 @@ where
     Fut: Future<Output = Result<T, Status>>,
 {
     let fut = std::panic::catch_unwind(AssertUnwindSafe(make)).map_err(panic_status)?;
-    AssertUnwindSafe(fut).catch_unwind().await.map_err(panic_status)?
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(panic_status)?
 }
 
 fn panic_status(panic: Box<dyn Any + Send>) -> Status {
@@ -42,7 +45,12 @@ pub(crate) async fn serve_pull(session: Session, packet: Packet) {
         .router
         .find_pull(&packet.uri)
         .map(|r| (r.handler().clone(), Some(r.info().clone())))
-        .or_else(|| shared.router.unknown_pull_route().map(|r| (r.handler().clone(), None)));
+        .or_else(|| {
+            shared
+                .router
+                .unknown_pull_route()
+                .map(|r| (r.handler().clone(), None))
+        });
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for pull {}", packet.path()));
         shared.log_call("serve pull", &packet, &status, start.elapsed());
@@ -109,7 +117,12 @@ pub(crate) async fn serve_push(session: Session, packet: Packet) {
         .router
         .find_push(&packet.uri)
         .map(|r| (r.handler().clone(), Some(r.info().clone())))
-        .or_else(|| shared.router.unknown_push_route().map(|r| (r.handler().clone(), None)));
+        .or_else(|| {
+            shared
+                .router
+                .unknown_push_route()
+                .map(|r| (r.handler().clone(), None))
+        });
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for push {}", packet.path()));
         shared.log_call("serve push", &packet, &status, start.elapsed());

@@ -37,7 +37,12 @@ impl Hub {
 
     /// Moves a session to a new id (calling `set` to change the id while the
     /// hub is locked); returns the session displaced from the new id.
-    pub(crate) fn rename(&self, session: &Session, new_id: Arc<str>, set: impl FnOnce()) -> Option<Session> {
+    pub(crate) fn rename(
+        &self,
+        session: &Session,
+        new_id: Arc<str>,
+        set: impl FnOnce(),
+    ) -> Option<Session> {
         let mut map = self.write();
         let old_id = session.id();
         let registered = map.get(&old_id).is_some_and(|s| s.ptr_eq(session));
@@ -46,7 +51,8 @@ impl Hub {
         }
         set();
         if registered {
-            map.insert(new_id, session.clone()).filter(|s| !s.ptr_eq(session))
+            map.insert(new_id, session.clone())
+                .filter(|s| !s.ptr_eq(session))
         } else {
             None
         }

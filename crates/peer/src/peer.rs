@@ -103,9 +103,17 @@ pub(crate) struct PeerShared {
 }
 
 impl PeerShared {
+    /// Whether [`Peer::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
     /// Logs one finished call: WARN when slow, DEBUG with detail on request.
     pub(crate) fn log_call(&self, what: &str, packet: &Packet, status: &Status, cost: Duration) {
-        let slow = self.config.slow_call_threshold.is_some_and(|limit| cost > limit);
+        let slow = self
+            .config
+            .slow_call_threshold
+            .is_some_and(|limit| cost > limit);
         if slow {
             tracing::warn!(%what, uri = %packet.uri, seq = packet.seq, code = status.code(), ?cost, "slow call");
         } else if !status.is_ok() {
@@ -215,18 +223,31 @@ impl Peer {
     /// serves every connection; returns the bound address (port 0 picks a
     /// free port).
     pub async fn listen(&self, addr: impl ToAddr) -> Result<Addr, PeerError> {
-        self.listen_with(addr, self.shared.default_proto.clone()).await
+        self.listen_with(addr, self.shared.default_proto.clone())
+            .await
     }
 
     /// [`listen`](Self::listen) with another framing.
-    pub async fn listen_with(&self, addr: impl ToAddr, proto: Arc<dyn Proto>) -> Result<Addr, PeerError> {
-        self.listen_inner(addr.to_addr()?, proto, Upgrade::None).await
+    pub async fn listen_with(
+        &self,
+        addr: impl ToAddr,
+        proto: Arc<dyn Proto>,
+    ) -> Result<Addr, PeerError> {
+        self.listen_inner(addr.to_addr()?, proto, Upgrade::None)
+            .await
     }
 
-    pub(crate) async fn listen_inner(&self, addr: Addr, proto: Arc<dyn Proto>, upgrade: Upgrade) -> Result<Addr, PeerError> {
+    pub(crate) async fn listen_inner(
+        &self,
+        addr: Addr,
+        proto: Arc<dyn Proto>,
+        upgrade: Upgrade,
+    ) -> Result<Addr, PeerError> {
         let listener = match &addr {
             Addr::Tcp(sa) => Listener::Tcp(TcpListener::bind(sa).await?),
-            Addr::Host(host, port) => Listener::Tcp(TcpListener::bind((host.as_str(), *port)).await?),
+            Addr::Host(host, port) => {
+                Listener::Tcp(TcpListener::bind((host.as_str(), *port)).await?)
+            }
             Addr::Unix(path) => Listener::Unix(UnixListener::bind(path)?),
         };
         let local = match &listener {
@@ -235,17 +256,27 @@ impl Peer {
         };
         let peer = self.clone();
         let bound = local.clone();
-        let task = tokio::spawn(async move { peer.accept_loop(listener, bound, proto, upgrade).await });
+        let task =
+            tokio::spawn(async move { peer.accept_loop(listener, bound, proto, upgrade).await });
         self.listeners().push(task);
         tracing::info!(addr = %local, "listening");
         Ok(local)
     }
 
     fn listeners(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
-        self.shared.listeners.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn accept_loop(self, listener: Listener, local: Addr, proto: Arc<dyn Proto>, upgrade: Upgrade) {
+    async fn accept_loop(
+        self,
+        listener: Listener,
+        local: Addr,
+        proto: Arc<dyn Proto>,
+        upgrade: Upgrade,
+    ) {
         let closed = self.shared.closed.clone();
         loop {
             let accepted = tokio::select! {
@@ -257,7 +288,10 @@ impl Peer {
                     let peer = self.clone();
                     let (local, proto, upgrade) = (local.clone(), proto.clone(), upgrade.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = peer.serve_accepted(conn, local, remote.clone(), proto, upgrade).await {
+                        if let Err(e) = peer
+                            .serve_accepted(conn, local, remote.clone(), proto, upgrade)
+                            .await
+                        {
                             tracing::warn!(%remote, error = %e, "connection refused");
                         }
                     });
@@ -274,16 +308,24 @@ impl Peer {
         }
     }
 
-    async fn serve_accepted(&self, conn: Conn, local: Addr, remote: Addr, proto: Arc<dyn Proto>, upgrade: Upgrade) -> Result<Session, Status> {
+    async fn serve_accepted(
+        &self,
+        conn: Conn,
+        local: Addr,
+        remote: Addr,
+        proto: Arc<dyn Proto>,
+        upgrade: Upgrade,
+    ) -> Result<Session, Status> {
         match (conn, upgrade) {
             (Conn::Tcp(tcp), Upgrade::None) => Ok(self.start(tcp, proto, local, remote)),
             (Conn::Unix(unix), Upgrade::None) => Ok(self.start(unix, proto, local, remote)),
             #[cfg(feature = "tls")]
             (Conn::Tcp(tcp), Upgrade::TlsServer(acceptor)) => {
-                let tls = tokio::time::timeout(self.shared.config.dial_timeout, acceptor.accept(tcp))
-                    .await
-                    .map_err(|_| Status::wrong_conn("tls handshake timed out"))?
-                    .map_err(|e| Status::wrong_conn(format!("tls handshake failed: {e}")))?;
+                let tls =
+                    tokio::time::timeout(self.shared.config.dial_timeout, acceptor.accept(tcp))
+                        .await
+                        .map_err(|_| Status::wrong_conn("tls handshake timed out"))?
+                        .map_err(|e| Status::wrong_conn(format!("tls handshake failed: {e}")))?;
                 Ok(self.start(tls, proto, local, remote))
             }
             #[cfg(feature = "tls")]
@@ -300,16 +342,23 @@ impl Peer {
     /// Dials a TCP address or `unix:/path` with the default framing. Fails
     /// with status 105 (dial failed) carrying the cause.
     pub async fn dial(&self, addr: impl ToAddr) -> Result<Session, Status> {
-        self.dial_with(addr, self.shared.default_proto.clone()).await
+        self.dial_with(addr, self.shared.default_proto.clone())
+            .await
     }
 
     /// [`dial`](Self::dial) with another framing.
-    pub async fn dial_with(&self, addr: impl ToAddr, proto: Arc<dyn Proto>) -> Result<Session, Status> {
-        let addr = addr.to_addr().map_err(|e| Status::dial_failed(e.to_string()))?;
+    pub async fn dial_with(
+        &self,
+        addr: impl ToAddr,
+        proto: Arc<dyn Proto>,
+    ) -> Result<Session, Status> {
+        let addr = addr
+            .to_addr()
+            .map_err(|e| Status::dial_failed(e.to_string()))?;
         let (conn, local) = self.connect(&addr).await?;
         Ok(match conn {
-            Conn::Tcp(tcp) => self.start(tcp, proto, local, addr),
-            Conn::Unix(unix) => self.start(unix, proto, local, addr),
+            Conn::Tcp(tcp) => self.start_dialed(tcp, proto, local, addr),
+            Conn::Unix(unix) => self.start_dialed(unix, proto, local, addr),
         })
     }
 
@@ -317,7 +366,9 @@ impl Peer {
         let connect = async {
             match addr {
                 Addr::Tcp(sa) => TcpStream::connect(sa).await.map(Conn::Tcp),
-                Addr::Host(host, port) => TcpStream::connect((host.as_str(), *port)).await.map(Conn::Tcp),
+                Addr::Host(host, port) => TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map(Conn::Tcp),
                 Addr::Unix(path) => UnixStream::connect(path).await.map(Conn::Unix),
             }
         };
@@ -328,7 +379,9 @@ impl Peer {
         let local = match &conn {
             Conn::Tcp(tcp) => {
                 let _ = tcp.set_nodelay(true);
-                tcp.local_addr().map(Addr::Tcp).unwrap_or_else(|_| addr.clone())
+                tcp.local_addr()
+                    .map(Addr::Tcp)
+                    .unwrap_or_else(|_| addr.clone())
             }
             Conn::Unix(_) => Addr::Unix(Default::default()),
         };
@@ -352,11 +405,33 @@ impl Peer {
         self.start(stream, proto, Addr::Unix(Default::default()), remote)
     }
 
-    pub(crate) fn start<S>(&self, stream: S, proto: Arc<dyn Proto>, local: Addr, remote: Addr) -> Session
+    /// Starts a session on an accepted (or given) stream: named after the
+    /// remote address.
+    pub(crate) fn start<S>(
+        &self,
+        stream: S,
+        proto: Arc<dyn Proto>,
+        local: Addr,
+        remote: Addr,
+    ) -> Session
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        Session::start(self.shared.clone(), stream, proto, local, remote)
+        Session::start(self.shared.clone(), stream, proto, local, remote, false)
+    }
+
+    /// Starts a session on a dialed stream: named after the local address.
+    pub(crate) fn start_dialed<S>(
+        &self,
+        stream: S,
+        proto: Arc<dyn Proto>,
+        local: Addr,
+        remote: Addr,
+    ) -> Session
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        Session::start(self.shared.clone(), stream, proto, local, remote, true)
     }
 
     /// The session with this id.
@@ -376,7 +451,11 @@ impl Peer {
 
     /// Pushes `args` to `uri` on every live session (the body is encoded
     /// once). Returns how many sessions it was queued on.
-    pub async fn broadcast_push<A: EncodeBody>(&self, uri: &str, args: &A) -> Result<usize, Status> {
+    pub async fn broadcast_push<A: EncodeBody>(
+        &self,
+        uri: &str,
+        args: &A,
+    ) -> Result<usize, Status> {
         let codec = self.shared.default_codec;
         let body = self
             .shared
@@ -384,7 +463,9 @@ impl Peer {
             .encode(codec, args)
             .map_err(|e| Status::bad_message(e.to_string()))?;
         let sessions = self.sessions();
-        let sends = sessions.iter().map(|s| s.push_raw(uri, codec, body.clone()));
+        let sends = sessions
+            .iter()
+            .map(|s| s.push_raw(uri, codec, body.clone()));
         let results = futures_util::future::join_all(sends).await;
         Ok(results.iter().filter(|r| r.is_ok()).count())
     }

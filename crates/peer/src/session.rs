@@ -18,7 +18,7 @@ use jaunt_codec::{EncodeBody, Registry};
 use jaunt_socket::{Packet, PacketCodec, PacketType, Proto, ProtoError, Status};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use crate::call::{PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC};
@@ -67,13 +67,25 @@ impl std::fmt::Debug for Session {
 static UNNAMED: AtomicU64 = AtomicU64::new(1);
 
 impl Session {
-    /// Starts serving `stream`: spawns its reader and writer tasks and
-    /// registers it in the peer's hub.
-    pub(crate) fn start<S>(peer: Arc<PeerShared>, stream: S, proto: Arc<dyn Proto>, local: Addr, remote: Addr) -> Session
+    /// Starts serving `stream`: registers it in the peer's hub and spawns
+    /// its reader and writer tasks.
+    ///
+    /// As in Go erpc, a dialed session is named after its local address and an
+    /// accepted one after the remote address: both are unique per connection,
+    /// so dialing the same server twice does not displace the first session.
+    pub(crate) fn start<S>(
+        peer: Arc<PeerShared>,
+        stream: S,
+        proto: Arc<dyn Proto>,
+        local: Addr,
+        remote: Addr,
+        dialed: bool,
+    ) -> Session
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let id: Arc<str> = match &remote {
+        let named_after = if dialed { &local } else { &remote };
+        let id: Arc<str> = match named_after {
             Addr::Unix(path) if path.as_os_str().is_empty() => {
                 format!("unix:@{}", UNNAMED.fetch_add(1, Ordering::Relaxed)).into()
             }
@@ -95,6 +107,13 @@ impl Session {
                 proto,
             }),
         };
+        // Register before the tasks run: a connection that ends at once must
+        // find itself in the hub when its reader closes it, or it would be
+        // inserted after its own removal and stay there.
+        if let Some(displaced) = session.inner.peer.hub.insert(&session) {
+            tracing::info!(id = %displaced.id(), "a new session took this id: closing the old one");
+            displaced.close();
+        }
         let (reader, writer) = tokio::io::split(stream);
         tokio::spawn(write_loop(
             writer,
@@ -103,17 +122,22 @@ impl Session {
             session.inner.peer.config.write_timeout,
         ));
         tokio::spawn(read_loop(reader, session.clone()));
-        if let Some(displaced) = session.inner.peer.hub.insert(&session) {
-            tracing::info!(id = %displaced.id(), "a new session took this id: closing the old one");
-            displaced.close();
-        }
         tracing::debug!(id = %session.id(), remote = %session.inner.remote, "session started");
+        if session.inner.peer.is_closed() {
+            // The peer closed while this connection was being set up.
+            session.close();
+        }
         session
     }
 
-    /// The session's id (by default the remote address).
+    /// The session's id: by default the remote address for an accepted
+    /// session and the local address for a dialed one (as in Go erpc).
     pub fn id(&self) -> Arc<str> {
-        self.inner.id.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Changes the id. A session of this peer that had the new id is closed.
@@ -184,7 +208,12 @@ impl Session {
     }
 
     /// [`pull`](Self::pull) with per-call options.
-    pub async fn pull_with<A: EncodeBody>(&self, uri: &str, args: &A, opts: PullOptions) -> Result<Reply, Status> {
+    pub async fn pull_with<A: EncodeBody>(
+        &self,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+    ) -> Result<Reply, Status> {
         let packet = self.build(PacketType::Pull, uri, args, opts)?;
         self.pull_packet(packet).await
     }
@@ -200,7 +229,13 @@ impl Session {
 
     /// Starts a pull and returns at once; its outcome is sent into `done`
     /// (teleport's AsyncPull with a done channel).
-    pub fn async_pull_to<A: EncodeBody>(&self, uri: &str, args: &A, opts: PullOptions, done: mpsc::Sender<PullDone>) {
+    pub fn async_pull_to<A: EncodeBody>(
+        &self,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+        done: mpsc::Sender<PullDone>,
+    ) {
         let built = self.build(PacketType::Pull, uri, args, opts);
         let session = self.clone();
         let uri = uri.to_owned();
@@ -220,7 +255,12 @@ impl Session {
     }
 
     /// [`push`](Self::push) with per-call options.
-    pub async fn push_with<A: EncodeBody>(&self, uri: &str, args: &A, opts: PullOptions) -> Result<(), Status> {
+    pub async fn push_with<A: EncodeBody>(
+        &self,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+    ) -> Result<(), Status> {
         let packet = self.build(PacketType::Push, uri, args, opts)?;
         self.send_packet(&packet).await
     }
@@ -250,7 +290,13 @@ impl Session {
         self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn build<A: EncodeBody>(&self, ptype: PacketType, uri: &str, args: &A, opts: PullOptions) -> Result<Packet, Status> {
+    fn build<A: EncodeBody>(
+        &self,
+        ptype: PacketType,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+    ) -> Result<Packet, Status> {
         let codec = opts.codec.unwrap_or(self.inner.peer.default_codec);
         let body = self
             .codecs()
@@ -283,7 +329,9 @@ impl Session {
             () = self.inner.closed.cancelled() => Err(Status::conn_closed("connection lost before the reply")),
         }?;
         let cost = start.elapsed();
-        self.inner.peer.log_call("pull", &packet, &reply.status, cost);
+        self.inner
+            .peer
+            .log_call("pull", &packet, &reply.status, cost);
         if !reply.status.is_ok() {
             return Err(reply.status);
         }
@@ -316,7 +364,9 @@ impl Session {
         match waiter {
             // The caller may have given up (dropped its future): fine.
             Some(waiter) => drop(waiter.send(reply)),
-            None => tracing::debug!(id = %self.id(), seq = reply.seq, "reply to no pending pull: dropped"),
+            None => {
+                tracing::debug!(id = %self.id(), seq = reply.seq, "reply to no pending pull: dropped")
+            }
         }
     }
 }
@@ -343,6 +393,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) {
     let closed = session.inner.closed.clone();
     let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+    let mut broken = false;
     loop {
         let first = tokio::select! {
             biased;
@@ -358,9 +409,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 Err(_) => break,
             }
         }
-        if let Err(e) = write_all(&mut writer, &batch, write_timeout).await {
+        let written = {
+            let write = write_all(&mut writer, &batch, write_timeout);
+            tokio::pin!(write);
+            tokio::select! {
+                biased;
+                result = &mut write => result,
+                // Closing while a write is stuck (the other side stopped
+                // reading): it gets the flush time, no more, or closing would
+                // wait forever when no write timeout is set.
+                () = closed.cancelled() => tokio::time::timeout(write_timeout.unwrap_or(CLOSE_FLUSH), &mut write)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+            }
+        };
+        if let Err(e) = written {
             tracing::debug!(id = %session.id(), error = %e, "write failed: closing the session");
             session.close();
+            // A frame may be half written: nothing more can go on this stream.
+            broken = true;
             break;
         }
         batch.clear();
@@ -368,17 +435,29 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     // Flush what was queued before the close (replies of finished handlers),
     // then shut the connection down.
     rx.close();
-    while let Ok(frame) = rx.try_recv() {
-        batch.extend_from_slice(&frame);
+    if !broken {
+        batch.clear();
+        while let Ok(frame) = rx.try_recv() {
+            batch.extend_from_slice(&frame);
+        }
+        if !batch.is_empty() {
+            let _ = write_all(
+                &mut writer,
+                &batch,
+                Some(write_timeout.unwrap_or(CLOSE_FLUSH)),
+            )
+            .await;
+        }
+        let _ = tokio::time::timeout(CLOSE_FLUSH, writer.shutdown()).await;
     }
-    if !batch.is_empty() {
-        let _ = write_all(&mut writer, &batch, Some(write_timeout.unwrap_or(CLOSE_FLUSH))).await;
-    }
-    let _ = tokio::time::timeout(CLOSE_FLUSH, writer.shutdown()).await;
     session.inner.finished.cancel();
 }
 
-async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8], limit: Option<Duration>) -> std::io::Result<()> {
+async fn write_all<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+    limit: Option<Duration>,
+) -> std::io::Result<()> {
     let write = async {
         writer.write_all(bytes).await?;
         writer.flush().await
@@ -393,7 +472,10 @@ async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8], limit: O
 
 async fn read_loop<R: AsyncRead + Unpin>(reader: R, session: Session) {
     let shared = session.inner.peer.clone();
-    let mut frames = FramedRead::new(reader, PacketCodec::from_arc(session.inner.proto.clone()));
+    let mut frames = FramedRead::new(
+        reader,
+        ReadCodec(PacketCodec::from_arc(session.inner.proto.clone())),
+    );
     let read_timeout = shared.config.read_timeout;
     let closed = session.inner.closed.clone();
     loop {
@@ -413,16 +495,16 @@ async fn read_loop<R: AsyncRead + Unpin>(reader: R, session: Session) {
                 break;
             }
             Some(None) => break,
-            Some(Some(Ok(packet))) => {
+            Some(Some(Ok(Ok(packet)))) => {
                 if !dispatch_packet(&session, packet) {
                     break;
                 }
             }
-            Some(Some(Err(ProtoError::UnknownPacketType(t)))) => {
+            Some(Some(Ok(Err(ProtoError::UnknownPacketType(t))))) => {
                 tracing::warn!(id = %session.id(), mtype = t, "unknown message type (405): closing the session");
                 break;
             }
-            Some(Some(Err(e))) if e.is_stream_intact() => {
+            Some(Some(Ok(Err(e)))) => {
                 tracing::warn!(id = %session.id(), error = %e, "dropped a malformed frame");
             }
             Some(Some(Err(e))) => {
@@ -432,6 +514,38 @@ async fn read_loop<R: AsyncRead + Unpin>(reader: R, session: Session) {
         }
     }
     session.close();
+}
+
+/// The read loop's framing: a frame that is malformed but was consumed whole
+/// ([`ProtoError::is_stream_intact`]: failed filter, bad field) is an item,
+/// so the loop can drop it and go on. Returned as a decoder error, it would
+/// end the stream: tokio-util's `FramedRead` yields `None` after any decoder
+/// error, which the loop would take for the connection closing.
+struct ReadCodec(PacketCodec);
+
+impl ReadCodec {
+    fn lenient(
+        decoded: Result<Option<Packet>, ProtoError>,
+    ) -> Result<Option<Result<Packet, ProtoError>>, ProtoError> {
+        match decoded {
+            Ok(packet) => Ok(packet.map(Ok)),
+            Err(e) if e.is_stream_intact() => Ok(Some(Err(e))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Decoder for ReadCodec {
+    type Item = Result<Packet, ProtoError>;
+    type Error = ProtoError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
+        Self::lenient(self.0.decode(src))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
+        Self::lenient(self.0.decode_eof(src))
+    }
 }
 
 /// Routes one incoming packet; false means the session must close.

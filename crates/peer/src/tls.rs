@@ -59,14 +59,17 @@ pub fn server_config(
         .map_err(tls_err)?;
     let builder = match client_ca {
         Some(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
-                .build()
-                .map_err(tls_err)?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+                    .build()
+                    .map_err(tls_err)?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    Ok(Arc::new(builder.with_single_cert(certs, key).map_err(tls_err)?))
+    Ok(Arc::new(
+        builder.with_single_cert(certs, key).map_err(tls_err)?,
+    ))
 }
 
 /// [`server_config`] from PEM files.
@@ -76,7 +79,11 @@ pub fn server_config_from_pem(
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>, PeerError> {
     let ca = client_ca.map(load_certs).transpose()?;
-    server_config(load_certs(cert_chain.as_ref())?, load_key(key.as_ref())?, ca)
+    server_config(
+        load_certs(cert_chain.as_ref())?,
+        load_key(key.as_ref())?,
+        ca,
+    )
 }
 
 /// A client config trusting `ca`; with `identity` (certificate chain and
@@ -109,32 +116,56 @@ pub fn client_config_from_pem(
 
 impl Peer {
     /// Listens like [`listen`](Peer::listen), serving TLS.
-    pub async fn listen_tls(&self, addr: impl ToAddr, config: Arc<ServerConfig>) -> Result<Addr, PeerError> {
+    pub async fn listen_tls(
+        &self,
+        addr: impl ToAddr,
+        config: Arc<ServerConfig>,
+    ) -> Result<Addr, PeerError> {
         let proto = self.proto_config_default();
-        self.listen_inner(addr.to_addr()?, proto, Upgrade::TlsServer(TlsAcceptor::from(config)))
-            .await
+        self.listen_inner(
+            addr.to_addr()?,
+            proto,
+            Upgrade::TlsServer(TlsAcceptor::from(config)),
+        )
+        .await
     }
 
     /// Dials like [`dial`](Peer::dial), over TLS, checking that the server's
     /// certificate is valid for `server_name`. A failed handshake (wrong CA,
     /// wrong name) is status 105 with the reason.
-    pub async fn dial_tls(&self, addr: impl ToAddr, server_name: &str, config: Arc<ClientConfig>) -> Result<Session, Status> {
-        let addr = addr.to_addr().map_err(|e| Status::dial_failed(e.to_string()))?;
-        let name = ServerName::try_from(server_name.to_owned())
-            .map_err(|e| Status::dial_failed(format!("invalid server name {server_name:?}: {e}")))?;
+    pub async fn dial_tls(
+        &self,
+        addr: impl ToAddr,
+        server_name: &str,
+        config: Arc<ClientConfig>,
+    ) -> Result<Session, Status> {
+        let addr = addr
+            .to_addr()
+            .map_err(|e| Status::dial_failed(e.to_string()))?;
+        let name = ServerName::try_from(server_name.to_owned()).map_err(|e| {
+            Status::dial_failed(format!("invalid server name {server_name:?}: {e}"))
+        })?;
         let (conn, local) = self.connect(&addr).await?;
         let connector = TlsConnector::from(config);
         let timeout = self.config().dial_timeout;
         let handshake = async {
             match conn {
-                crate::peer::Conn::Tcp(tcp) => connector
-                    .connect(name, tcp)
-                    .await
-                    .map(|tls| self.start(tls, self.proto_config_default(), local.clone(), addr.clone())),
-                crate::peer::Conn::Unix(unix) => connector
-                    .connect(name, unix)
-                    .await
-                    .map(|tls| self.start(tls, self.proto_config_default(), local.clone(), addr.clone())),
+                crate::peer::Conn::Tcp(tcp) => connector.connect(name, tcp).await.map(|tls| {
+                    self.start_dialed(
+                        tls,
+                        self.proto_config_default(),
+                        local.clone(),
+                        addr.clone(),
+                    )
+                }),
+                crate::peer::Conn::Unix(unix) => connector.connect(name, unix).await.map(|tls| {
+                    self.start_dialed(
+                        tls,
+                        self.proto_config_default(),
+                        local.clone(),
+                        addr.clone(),
+                    )
+                }),
             }
         };
         let session = tokio::time::timeout(timeout, handshake)

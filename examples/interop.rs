@@ -1,0 +1,477 @@
+//! Interop: a server and a checker for testing compatibility with other
+//! implementations of the erpc protocol, such as the Go erpc peer.
+//!
+//! ```text
+//! cargo run --example interop -- serve --addr 127.0.0.1:9090 [--gzip]
+//! cargo run --example interop -- check --addr 127.0.0.1:9090 [--gzip]
+//! cargo run --example interop -- selftest [--gzip]
+//! ```
+//!
+//! `serve` listens (port 0 picks a free port), prints `LISTENING host:port`
+//! with the bound address once it accepts connections, and serves until it
+//! is killed or gets SIGINT or SIGTERM. With the JSON codec, it serves:
+//!
+//! | uri | kind | argument → reply |
+//! |---|---|---|
+//! | `/math/add` | pull | a JSON array of integers → their sum; the reply's meta `author` echoes the pull's |
+//! | `/echo/str` | pull | a string → the same string |
+//! | `/echo/fail` | pull | a string → status 1001, msg `custom failure`, the string as cause |
+//! | `/bench/echo` | pull | raw bytes (codec `s`) → the same bytes, codec `s` |
+//! | `/push/msg` | push | anything: counted per session |
+//! | `/push/count` | pull | → how many `/push/msg` this session sent, a JSON number |
+//!
+//! and it pushes `/notice/hello` (a JSON string) to every session it
+//! accepts. With `--gzip` every reply goes through the gzip filter `g`;
+//! without it, replies go through the filters of their pull.
+//!
+//! `check` dials a server offering those routes (one written with another
+//! implementation, say) and checks each of them, printing `ok   name` or
+//! `FAIL name: why` per check and a summary; it exits non-zero if any check
+//! failed. With `--gzip` it sends every pull and push through `g` and checks
+//! that the replies come back through `g`.
+//!
+//! `selftest` runs `serve` on 127.0.0.1:0 in-process and `check`s it.
+
+use std::error::Error;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use jaunt::prelude::*;
+use jaunt::router::RouteError;
+use jaunt::{code, Reply};
+use tokio::sync::mpsc;
+
+/// The gzip transfer filter's id, by the Go ecosystem's convention.
+const GZIP: u8 = b'g';
+
+// ----- serve ------------------------------------------------------------------
+
+/// The number of `/push/msg` a session sent, kept in its session data.
+#[derive(Debug, Clone, Copy, Default)]
+struct PushCount(u64);
+
+/// Sends the reply through gzip when the server runs with `--gzip`.
+fn reply_filters(ctx: &PullCtx, gzip: bool) {
+    if gzip {
+        ctx.set_reply_xfer(vec![GZIP]);
+    }
+}
+
+fn server_routes(gzip: bool) -> Result<Router, RouteError> {
+    let mut routes = Router::new();
+    routes.pull(
+        "/math/add",
+        move |ctx: PullCtx, numbers: Vec<i64>| async move {
+            reply_filters(&ctx, gzip);
+            if let Some(author) = ctx.meta().get("author") {
+                ctx.set_reply_meta("author", author);
+            }
+            numbers
+                .iter()
+                .try_fold(0_i64, |sum, n| sum.checked_add(*n))
+                .ok_or_else(|| Status::bad_message("the sum overflows an i64"))
+        },
+    )?;
+    routes.pull("/echo/str", move |ctx: PullCtx, text: String| async move {
+        reply_filters(&ctx, gzip);
+        Ok::<_, Status>(text)
+    })?;
+    routes.pull("/echo/fail", move |ctx: PullCtx, text: String| async move {
+        reply_filters(&ctx, gzip);
+        Err::<(), _>(Status::new(1001, "custom failure").with_cause(text))
+    })?;
+    routes.pull("/bench/echo", move |ctx: PullCtx, body: Bytes| async move {
+        reply_filters(&ctx, gzip);
+        ctx.set_reply_codec(jaunt::codec_ids::PLAIN);
+        Ok::<_, Status>(body)
+    })?;
+    routes.push("/push/msg", |ctx: PushCtx| async move {
+        ctx.data().update(|count: &mut PushCount| count.0 += 1);
+    })?;
+    routes.pull("/push/count", move |ctx: PullCtx| async move {
+        reply_filters(&ctx, gzip);
+        Ok::<_, Status>(ctx.data().get::<PushCount>().unwrap_or_default().0)
+    })?;
+    Ok(routes)
+}
+
+/// Pushes `/notice/hello` to every session the peer accepts.
+///
+/// The peer has no hook that runs when a session is accepted yet, so this
+/// polls the session list; a `post_accept` plugin will replace it.
+async fn greet_new_sessions(peer: Peer) {
+    let mut greeted: Vec<Session> = Vec::new();
+    loop {
+        greeted.retain(|session| !session.is_closed());
+        for session in peer.sessions() {
+            if greeted.iter().any(|g| g.ptr_eq(&session)) {
+                continue;
+            }
+            if let Err(status) = session.push("/notice/hello", &"hello from jaunt").await {
+                tracing::debug!(id = %session.id(), %status, "could not say hello");
+            }
+            greeted.push(session);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A listening interop server and its greeter task.
+struct Server {
+    peer: Peer,
+    addr: jaunt::Addr,
+    greeter: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(addr: &str, gzip: bool) -> Result<Self, Box<dyn Error>> {
+        let peer = Peer::new(server_routes(gzip)?);
+        let addr = peer.listen(addr).await?;
+        let greeter = tokio::spawn(greet_new_sessions(peer.clone()));
+        Ok(Self {
+            peer,
+            addr,
+            greeter,
+        })
+    }
+
+    async fn stop(self) {
+        self.greeter.abort();
+        self.peer.close().await;
+    }
+}
+
+/// Returns on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+async fn serve(addr: &str, gzip: bool) -> Result<(), Box<dyn Error>> {
+    let server = Server::start(addr, gzip).await?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "LISTENING {}", server.addr)?;
+    stdout.flush()?;
+    shutdown_signal().await;
+    server.stop().await;
+    Ok(())
+}
+
+// ----- check ------------------------------------------------------------------
+
+/// How long one call may take before the check fails.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Strings that `/echo/str` must give back unchanged.
+const ECHO_CASES: [(&str, &str); 5] = [
+    ("empty", ""),
+    ("unicode", "✓ 日本語 🚀"),
+    ("quotes", r#"say "hi" and 'bye'"#),
+    ("backslashes", r"C:\path\to\file \n \\ \"),
+    ("url characters", "a&b=c?d%2Fe+f g"),
+];
+
+/// The cause `/echo/fail` must give back.
+const FAIL_CAUSE: &str = "bad thing & more=1 %2F ✓";
+
+/// The meta value `/math/add` must echo.
+const AUTHOR: &str = "interop ✓ & co=1";
+
+/// Counts and prints check outcomes.
+#[derive(Default)]
+struct Report {
+    failed: Vec<String>,
+    total: usize,
+}
+
+impl Report {
+    fn record(&mut self, name: &str, outcome: Result<(), String>) {
+        self.total += 1;
+        match outcome {
+            Ok(()) => println!("ok   {name}"),
+            Err(why) => {
+                println!("FAIL {name}: {why}");
+                self.failed.push(name.to_owned());
+            }
+        }
+    }
+}
+
+/// Awaits a call for at most [`CALL_TIMEOUT`].
+async fn timed<T>(
+    call: impl std::future::Future<Output = Result<T, Status>>,
+) -> Result<Result<T, Status>, String> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| format!("no answer within {CALL_TIMEOUT:?}"))
+}
+
+/// Awaits a pull that must succeed.
+async fn ok(
+    call: impl std::future::Future<Output = Result<Reply, Status>>,
+) -> Result<Reply, String> {
+    timed(call)
+        .await?
+        .map_err(|status| format!("failed: {status}"))
+}
+
+/// Awaits a pull that must fail.
+async fn failure(
+    call: impl std::future::Future<Output = Result<Reply, Status>>,
+) -> Result<Status, String> {
+    match timed(call).await? {
+        Ok(reply) => Err(format!(
+            "succeeded with body {:?}",
+            String::from_utf8_lossy(reply.body())
+        )),
+        Err(status) => Ok(status),
+    }
+}
+
+/// The reply came through the expected filters: `g` with `--gzip`, none
+/// without (a reply mirrors its pull's filters).
+fn filters(reply: &Reply, gzip: bool) -> Result<(), String> {
+    let expected: &[u8] = if gzip { &[GZIP] } else { &[] };
+    if reply.xfer() == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "the reply came through filters {:?}, expected {:?}",
+            String::from_utf8_lossy(reply.xfer()),
+            String::from_utf8_lossy(expected)
+        ))
+    }
+}
+
+fn decode<T: jaunt::codec::DecodeBody>(reply: &Reply) -> Result<T, String> {
+    reply
+        .decode()
+        .map_err(|status| format!("undecodable reply: {status}"))
+}
+
+fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got:?}, want {want:?}"))
+    }
+}
+
+/// Runs every check against `addr`; returns whether all passed.
+async fn check(addr: &str, gzip: bool) -> bool {
+    let mut report = Report::default();
+    let opts = || {
+        if gzip {
+            PullOptions::new().xfer(GZIP)
+        } else {
+            PullOptions::new()
+        }
+    };
+
+    // The client serves the server's hello.
+    let (hello_tx, mut hello) = mpsc::channel::<String>(4);
+    let mut routes = Router::new();
+    let registered = routes.push("/notice/hello", move |_: PushCtx, text: String| {
+        let hello_tx = hello_tx.clone();
+        async move {
+            let _ = hello_tx.send(text).await;
+        }
+    });
+    if let Err(e) = registered {
+        report.record("client routes", Err(e.to_string()));
+        return false;
+    }
+    let client = Peer::new(routes);
+    let session = match timed(client.dial(addr))
+        .await
+        .and_then(|dialed| dialed.map_err(|s| s.to_string()))
+    {
+        Ok(session) => session,
+        Err(why) => {
+            report.record(&format!("dial {addr}"), Err(why));
+            return false;
+        }
+    };
+
+    let outcome = async {
+        let reply = ok(session.pull_with(
+            "/math/add",
+            &vec![-3, 7, -100, 42],
+            opts().meta("author", AUTHOR),
+        ))
+        .await?;
+        expect_eq("sum", decode::<i64>(&reply)?, -54)?;
+        expect_eq("meta author", reply.meta().get_str("author"), Some(AUTHOR))?;
+        filters(&reply, gzip)
+    };
+    report.record(
+        "math/add (negative numbers, meta author echoed)",
+        outcome.await,
+    );
+
+    for (name, text) in ECHO_CASES {
+        let outcome = async {
+            let reply = ok(session.pull_with("/echo/str", &text, opts())).await?;
+            expect_eq("echo", decode::<String>(&reply)?.as_str(), text)?;
+            filters(&reply, gzip)
+        };
+        report.record(&format!("echo/str {name}"), outcome.await);
+    }
+
+    let outcome = async {
+        let status = failure(session.pull_with("/echo/fail", &FAIL_CAUSE, opts())).await?;
+        expect_eq("code", status.code(), 1001)?;
+        expect_eq("msg", status.msg(), "custom failure")?;
+        expect_eq("cause", status.cause(), Some(FAIL_CAUSE))
+    };
+    report.record("echo/fail (code 1001, msg, cause)", outcome.await);
+
+    let outcome = async {
+        let status = failure(session.pull_with("/no/such/route", &"?", opts())).await?;
+        expect_eq("code", status.code(), code::NOT_FOUND)
+    };
+    report.record("unknown route is 404", outcome.await);
+
+    let outcome = async {
+        let all_bytes = Bytes::from((0..=255_u8).collect::<Vec<u8>>());
+        let pull_opts = opts().codec(jaunt::codec_ids::PLAIN);
+        let reply = ok(session.pull_with("/bench/echo", &all_bytes, pull_opts)).await?;
+        expect_eq("codec", char::from(reply.codec()), 's')?;
+        expect_eq("body", reply.body(), &all_bytes)?;
+        filters(&reply, gzip)
+    };
+    report.record("bench/echo (256 byte values, codec s)", outcome.await);
+
+    let outcome = async {
+        for i in 0..3 {
+            let pushed =
+                timed(session.push_with("/push/msg", &format!("message {i}"), opts())).await?;
+            pushed.map_err(|status| format!("push {i} failed: {status}"))?;
+        }
+        // Pushes are served concurrently with later pulls (in erpc too): poll
+        // until all three are counted.
+        let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
+        loop {
+            let reply = ok(session.pull_with("/push/count", &(), opts())).await?;
+            filters(&reply, gzip)?;
+            let count = decode::<u64>(&reply)?;
+            if count >= 3 || tokio::time::Instant::now() >= deadline {
+                return expect_eq("count", count, 3);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    report.record("3 pushes to push/msg, push/count == 3", outcome.await);
+
+    let outcome = match tokio::time::timeout(Duration::from_secs(5), hello.recv()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the client stopped listening".to_owned()),
+        Err(_) => Err("no push within 5s".to_owned()),
+    };
+    report.record("notice/hello pushed on connect", outcome);
+
+    client.close().await;
+    if report.failed.is_empty() {
+        println!("interop check: all {} checks ok", report.total);
+    } else {
+        println!(
+            "interop check: {} of {} checks FAILED",
+            report.failed.len(),
+            report.total
+        );
+    }
+    report.failed.is_empty()
+}
+
+// ----- the command line ---------------------------------------------------------
+
+const USAGE: &str = "usage: interop serve --addr HOST:PORT [--gzip]
+       interop check --addr HOST:PORT [--gzip]
+       interop selftest [--gzip]";
+
+struct Args {
+    command: String,
+    addr: Option<String>,
+    gzip: bool,
+}
+
+fn parse_args() -> Option<Args> {
+    let mut args = std::env::args().skip(1);
+    let mut parsed = Args {
+        command: args.next()?,
+        addr: None,
+        gzip: false,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => parsed.addr = Some(args.next()?),
+            "--gzip" => parsed.gzip = true,
+            _ => return None,
+        }
+    }
+    Some(parsed)
+}
+
+/// Runs the command named on the command line.
+#[tokio::main]
+pub async fn main() -> ExitCode {
+    // Logs go to stderr: stdout carries the LISTENING line and the report.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+
+    let usage = || {
+        eprintln!("{USAGE}");
+        ExitCode::from(2)
+    };
+    let Some(args) = parse_args() else {
+        return usage();
+    };
+    match (args.command.as_str(), args.addr) {
+        ("serve", Some(addr)) => match serve(&addr, args.gzip).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("interop serve: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ("check", Some(addr)) => match check(&addr, args.gzip).await {
+            true => ExitCode::SUCCESS,
+            false => ExitCode::FAILURE,
+        },
+        ("selftest", None) => {
+            let server = match Server::start("127.0.0.1:0", args.gzip).await {
+                Ok(server) => server,
+                Err(e) => {
+                    eprintln!("interop selftest: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            println!("serving on {}", server.addr);
+            let passed = check(&server.addr.to_string(), args.gzip).await;
+            server.stop().await;
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        _ => usage(),
+    }
+}
