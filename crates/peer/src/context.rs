@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jaunt_codec::{DecodeBody, RawBody, Registry};
-use jaunt_router::{Query, RouteCtx, RouteInfo};
+use jaunt_router::{BoxFuture, Query, RouteCtx, RouteInfo};
+
+use crate::plugin::RouteChain;
 use jaunt_socket::{Meta, Packet, Status};
 
 use crate::{Addr, Peer, Session, SessionData};
@@ -37,6 +39,7 @@ struct Input {
     route: Option<Arc<RouteInfo>>,
     start: Instant,
     query: OnceLock<Query>,
+    chain: RouteChain,
 }
 
 impl Input {
@@ -153,6 +156,7 @@ impl PullCtx {
         packet: Packet,
         route: Option<Arc<RouteInfo>>,
         start: Instant,
+        chain: RouteChain,
     ) -> Self {
         Self {
             inner: Arc::new(PullInner {
@@ -162,6 +166,7 @@ impl PullCtx {
                     route,
                     start,
                     query: OnceLock::new(),
+                    chain,
                 },
                 out: Mutex::new(ReplyOut::default()),
             }),
@@ -208,6 +213,19 @@ impl RouteCtx for PullCtx {
     fn decode_body<T: DecodeBody>(&self) -> Result<T, Status> {
         self.decode()
     }
+
+    fn before_handler(&self) -> Option<BoxFuture<Result<(), Status>>> {
+        if self.input().chain.is_empty() {
+            return None;
+        }
+        let ctx = self.clone();
+        Some(Box::pin(async move {
+            for plugin in ctx.input().chain.iter() {
+                plugin.post_read_pull_body(&ctx).await?;
+            }
+            Ok(())
+        }))
+    }
 }
 
 /// The context of a push handler. Cheap to clone.
@@ -231,6 +249,7 @@ impl PushCtx {
         packet: Packet,
         route: Option<Arc<RouteInfo>>,
         start: Instant,
+        chain: RouteChain,
     ) -> Self {
         Self {
             inner: Arc::new(Input {
@@ -239,6 +258,7 @@ impl PushCtx {
                 route,
                 start,
                 query: OnceLock::new(),
+                chain,
             }),
         }
     }
@@ -257,5 +277,18 @@ impl PushCtx {
 impl RouteCtx for PushCtx {
     fn decode_body<T: DecodeBody>(&self) -> Result<T, Status> {
         self.decode()
+    }
+
+    fn before_handler(&self) -> Option<BoxFuture<Result<(), Status>>> {
+        if self.input().chain.is_empty() {
+            return None;
+        }
+        let ctx = self.clone();
+        Some(Box::pin(async move {
+            for plugin in ctx.input().chain.iter() {
+                plugin.post_read_push_body(&ctx).await?;
+            }
+            Ok(())
+        }))
     }
 }

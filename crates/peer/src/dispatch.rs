@@ -11,6 +11,7 @@ use jaunt_socket::{Packet, PacketType, Status};
 
 use crate::call::ACCEPT_BODY_CODEC;
 use crate::context::{PullCtx, PushCtx};
+use crate::plugin::RouteChain;
 use crate::Session;
 
 /// Runs a handler: both the call that builds its future and the future itself
@@ -36,10 +37,26 @@ fn panic_status(panic: Box<dyn Any + Send>) -> Status {
     Status::internal(format!("handler panicked: {what}"))
 }
 
-pub(crate) async fn serve_pull(session: Session, packet: Packet) {
+/// An error reply to the pull `seq`: the status, no body, the pull's filters.
+fn error_reply(seq: i32, status: Status, xfer: Vec<u8>) -> Packet {
+    let mut reply = Packet::new(PacketType::Reply, seq, "");
+    reply.status = status;
+    reply.xfer = xfer;
+    reply
+}
+
+pub(crate) async fn serve_pull(session: Session, mut packet: Packet) {
     let start = Instant::now();
     let shared = session.shared().clone();
     let seq = packet.seq;
+    for plugin in shared.plugins.iter() {
+        if let Err(status) = plugin.post_read_pull_header(&session, &mut packet).await {
+            shared.log_call("serve pull", &packet, &status, start.elapsed());
+            let reply = error_reply(seq, status, packet.xfer);
+            send_reply(&session, reply, &shared.peer_chain).await;
+            return;
+        }
+    }
     let pull_xfer = packet.xfer.clone();
     let route = shared
         .router
@@ -51,17 +68,22 @@ pub(crate) async fn serve_pull(session: Session, packet: Packet) {
                 .unknown_pull_route()
                 .map(|r| (r.handler().clone(), None))
         });
+    let chain = shared.pull_chain(packet.path()).clone();
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for pull {}", packet.path()));
         shared.log_call("serve pull", &packet, &status, start.elapsed());
-        let mut reply = Packet::new(PacketType::Reply, seq, "");
-        reply.status = status;
-        reply.xfer = pull_xfer;
-        send_reply(&session, reply).await;
+        send_reply(&session, error_reply(seq, status, pull_xfer), &chain).await;
         return;
     };
+    for plugin in chain.iter() {
+        if let Err(status) = plugin.pre_read_pull_body(&session, &mut packet).await {
+            shared.log_call("serve pull", &packet, &status, start.elapsed());
+            send_reply(&session, error_reply(seq, status, pull_xfer), &chain).await;
+            return;
+        }
+    }
 
-    let ctx = PullCtx::new(session.clone(), packet, info, start);
+    let ctx = PullCtx::new(session.clone(), packet, info, start, chain.clone());
     let outcome = run_caught(|| handler(ctx.clone())).await;
 
     let pull = ctx.packet();
@@ -91,28 +113,50 @@ pub(crate) async fn serve_pull(session: Session, packet: Packet) {
         Err(status) => reply.status = status,
     }
     shared.log_call("serve pull", pull, &reply.status, start.elapsed());
-    send_reply(&session, reply).await;
+    send_reply(&session, reply, &chain).await;
 }
 
-async fn send_reply(session: &Session, mut reply: Packet) {
-    if let Err(status) = session.send_packet(&reply).await {
+/// Runs the reply write hooks of `chain` around sending `reply`.
+async fn send_reply(session: &Session, mut reply: Packet, chain: &RouteChain) {
+    for plugin in chain.iter() {
+        if let Err(status) = plugin.pre_write_reply(session, &mut reply).await {
+            let xfer = std::mem::take(&mut reply.xfer);
+            reply = error_reply(reply.seq, status, xfer);
+            break;
+        }
+    }
+    if let Err(status) = session.queue_packet(&reply).await {
         if session.is_closed() {
             return;
         }
         // The reply could not be framed (too large, unknown filter): tell the
         // caller rather than leaving it waiting.
         tracing::warn!(id = %session.id(), seq = reply.seq, %status, "reply could not be sent");
-        reply.status = Status::internal(status.to_string());
-        reply.body_codec = 0;
-        reply.body = bytes::Bytes::new();
-        reply.meta.clear();
-        let _ = session.send_packet(&reply).await;
+        let xfer = std::mem::take(&mut reply.xfer);
+        let fallback = error_reply(reply.seq, Status::internal(status.to_string()), xfer);
+        if session.queue_packet(&fallback).await.is_err() {
+            // With the pull's filters it cannot be framed either: send it bare.
+            let bare = error_reply(reply.seq, Status::internal(status.to_string()), Vec::new());
+            let _ = session.queue_packet(&bare).await;
+        }
+        return;
+    }
+    for plugin in chain.iter() {
+        if let Err(status) = plugin.post_write_reply(session, &reply).await {
+            tracing::warn!(plugin = plugin.name(), %status, "post_write_reply hook failed");
+        }
     }
 }
 
-pub(crate) async fn serve_push(session: Session, packet: Packet) {
+pub(crate) async fn serve_push(session: Session, mut packet: Packet) {
     let start = Instant::now();
     let shared = session.shared().clone();
+    for plugin in shared.plugins.iter() {
+        if let Err(status) = plugin.post_read_push_header(&session, &mut packet).await {
+            shared.log_call("serve push", &packet, &status, start.elapsed());
+            return;
+        }
+    }
     let route = shared
         .router
         .find_push(&packet.uri)
@@ -128,7 +172,14 @@ pub(crate) async fn serve_push(session: Session, packet: Packet) {
         shared.log_call("serve push", &packet, &status, start.elapsed());
         return;
     };
-    let ctx = PushCtx::new(session, packet, info, start);
+    let chain = shared.push_chain(packet.path()).clone();
+    for plugin in chain.iter() {
+        if let Err(status) = plugin.pre_read_push_body(&session, &mut packet).await {
+            shared.log_call("serve push", &packet, &status, start.elapsed());
+            return;
+        }
+    }
+    let ctx = PushCtx::new(session, packet, info, start, chain);
     let status = match run_caught(|| handler(ctx.clone())).await {
         Ok(()) => Status::ok(),
         Err(status) => status,

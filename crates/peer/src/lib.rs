@@ -55,6 +55,7 @@ mod data;
 mod dispatch;
 mod hub;
 mod peer;
+mod plugin;
 mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -65,6 +66,7 @@ pub use config::PeerConfig;
 pub use context::{PullCtx, PushCtx};
 pub use data::SessionData;
 pub use peer::{Peer, PeerBuilder, PeerError};
+pub use plugin::{Plugin, PluginGroups, RouteKind, RoutePlugin};
 pub use session::Session;
 
 /// The router with this crate's contexts: handlers are

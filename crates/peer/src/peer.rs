@@ -11,7 +11,12 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use std::collections::HashMap;
+
+use jaunt_router::RouteInfo;
+
 use crate::hub::Hub;
+use crate::plugin::{route_chain, Plugin, RouteChain, RouteKind, RoutePlugin};
 use crate::{Addr, AddrParseError, PeerConfig, Router, Session, ToAddr};
 
 /// Why a peer could not be built or could not listen.
@@ -30,6 +35,19 @@ pub enum PeerError {
     /// TLS configuration failed.
     #[error("tls: {0}")]
     Tls(String),
+    /// Two plugins that a route sees have the same name.
+    #[error("plugin name {0:?} is used twice")]
+    DuplicatePlugin(String),
+    /// A plugin's `post_reg` or `post_listen` hook refused.
+    #[error("plugin {plugin:?} refused {what}: {status}")]
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+        /// What it refused (a route, a listener).
+        what: String,
+        /// Its status.
+        status: Status,
+    },
 }
 
 /// Builds a [`Peer`] with a custom configuration, codec or filter registry.
@@ -38,6 +56,7 @@ pub struct PeerBuilder {
     router: Router,
     codecs: Registry,
     xfer: XferRegistry,
+    plugins: Vec<Arc<dyn Plugin>>,
 }
 
 impl PeerBuilder {
@@ -62,21 +81,66 @@ impl PeerBuilder {
         self
     }
 
-    /// Builds the peer. Fails if the default codec is not registered.
+    /// Adds a peer-wide plugin; plugins run in the order they are added.
+    #[must_use]
+    pub fn plugin(self, plugin: impl Plugin) -> Self {
+        self.plugin_arc(Arc::new(plugin))
+    }
+
+    /// Adds a shared peer-wide plugin.
+    #[must_use]
+    pub fn plugin_arc(mut self, plugin: Arc<dyn Plugin>) -> Self {
+        self.plugins.push(plugin);
+        self
+    }
+
+    /// Builds the peer. Fails if the default codec is not registered, if two
+    /// plugins a route sees share a name, or if a plugin's `post_reg` hook
+    /// refuses a route.
     pub fn build(self) -> Result<Peer, PeerError> {
         let default_codec = self
             .codecs
             .get_by_name(&self.config.default_body_codec)
             .map_err(|_| PeerError::UnknownCodec(self.config.default_body_codec.clone()))?
             .id();
-        Ok(self.build_with_codec(default_codec))
+        self.build_with_codec(default_codec)
     }
 
-    fn build_with_codec(self, default_codec: u8) -> Peer {
+    fn build_with_codec(self, default_codec: u8) -> Result<Peer, PeerError> {
+        let peer_chain = check_chain(route_chain(&self.plugins, &RouteInfo::fallback()))?;
+        let mut pull_chains = HashMap::new();
+        let mut push_chains = HashMap::new();
+        for (kind, uris, chains) in [
+            (RouteKind::Pull, self.router.pull_uris(), &mut pull_chains),
+            (RouteKind::Push, self.router.push_uris(), &mut push_chains),
+        ] {
+            for uri in uris {
+                let route = match kind {
+                    RouteKind::Pull => self.router.find_pull(uri).map(|r| r.info().clone()),
+                    RouteKind::Push => self.router.find_push(uri).map(|r| r.info().clone()),
+                };
+                let Some(route) = route else { continue };
+                let chain = check_chain(route_chain(&self.plugins, &route))?;
+                for plugin in chain.iter() {
+                    plugin
+                        .post_reg(&route, kind)
+                        .map_err(|status| PeerError::Plugin {
+                            plugin: plugin.name().to_owned(),
+                            what: format!("route {uri}"),
+                            status,
+                        })?;
+                }
+                chains.insert(uri.to_owned(), chain);
+            }
+        }
         let proto_config = ProtoConfig::default()
             .with_xfer(Arc::new(self.xfer))
             .with_max_frame_len(self.config.max_frame_len);
-        Peer::from_shared(Arc::new(PeerShared {
+        Ok(Peer::from_shared(Arc::new(PeerShared {
+            plugins: self.plugins.into(),
+            peer_chain,
+            pull_chains,
+            push_chains,
             default_proto: Arc::new(RawProto::new(proto_config.clone())),
             proto_config,
             default_codec,
@@ -86,11 +150,27 @@ impl PeerBuilder {
             hub: Hub::default(),
             closed: CancellationToken::new(),
             listeners: Mutex::new(Vec::new()),
-        }))
+        })))
     }
 }
 
+/// Refuses a chain in which two plugins share a name.
+fn check_chain(chain: Vec<Arc<dyn RoutePlugin>>) -> Result<RouteChain, PeerError> {
+    for (i, plugin) in chain.iter().enumerate() {
+        if chain[..i].iter().any(|p| p.name() == plugin.name()) {
+            return Err(PeerError::DuplicatePlugin(plugin.name().to_owned()));
+        }
+    }
+    Ok(chain.into())
+}
+
 pub(crate) struct PeerShared {
+    /// Peer-wide plugins, in order.
+    pub(crate) plugins: Arc<[Arc<dyn Plugin>]>,
+    /// The route hooks of messages with no route (the peer plugins).
+    pub(crate) peer_chain: RouteChain,
+    pub(crate) pull_chains: HashMap<String, RouteChain>,
+    pub(crate) push_chains: HashMap<String, RouteChain>,
     pub(crate) config: PeerConfig,
     pub(crate) router: Router,
     pub(crate) codecs: Arc<Registry>,
@@ -103,6 +183,16 @@ pub(crate) struct PeerShared {
 }
 
 impl PeerShared {
+    /// The route hooks of a pull route (the peer's for unknown uris).
+    pub(crate) fn pull_chain(&self, path: &str) -> &RouteChain {
+        self.pull_chains.get(path).unwrap_or(&self.peer_chain)
+    }
+
+    /// The route hooks of a push route (the peer's for unknown uris).
+    pub(crate) fn push_chain(&self, path: &str) -> &RouteChain {
+        self.push_chains.get(path).unwrap_or(&self.peer_chain)
+    }
+
     /// Whether [`Peer::close`] was called.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
@@ -177,8 +267,12 @@ impl Peer {
     /// A peer with the default configuration, every built-in codec, and
     /// gzip (`g`) and md5 (`m`) filters.
     pub fn new(router: Router) -> Self {
-        // The default configuration names JSON, which this crate always builds in.
-        Self::builder(router).build_with_codec(jaunt_codec::ids::JSON)
+        // The default configuration names JSON, which this crate always builds
+        // in, and has no plugins, so nothing can refuse it.
+        match Self::builder(router).build_with_codec(jaunt_codec::ids::JSON) {
+            Ok(peer) => peer,
+            Err(e) => unreachable!("a peer without plugins always builds: {e}"),
+        }
     }
 
     /// A builder for a peer with custom settings.
@@ -188,6 +282,7 @@ impl Peer {
             router,
             codecs: Registry::with_defaults(),
             xfer: XferRegistry::with_defaults(),
+            plugins: Vec::new(),
         }
     }
 
@@ -254,6 +349,16 @@ impl Peer {
             Listener::Tcp(l) => Addr::Tcp(l.local_addr()?),
             Listener::Unix(_) => addr.clone(),
         };
+        for plugin in self.shared.plugins.iter() {
+            plugin
+                .post_listen(&local)
+                .await
+                .map_err(|status| PeerError::Plugin {
+                    plugin: plugin.name().to_owned(),
+                    what: format!("listening on {local}"),
+                    status,
+                })?;
+        }
         let peer = self.clone();
         let bound = local.clone();
         let task =
@@ -317,8 +422,8 @@ impl Peer {
         upgrade: Upgrade,
     ) -> Result<Session, Status> {
         match (conn, upgrade) {
-            (Conn::Tcp(tcp), Upgrade::None) => Ok(self.start(tcp, proto, local, remote)),
-            (Conn::Unix(unix), Upgrade::None) => Ok(self.start(unix, proto, local, remote)),
+            (Conn::Tcp(tcp), Upgrade::None) => self.start(tcp, proto, local, remote).await,
+            (Conn::Unix(unix), Upgrade::None) => self.start(unix, proto, local, remote).await,
             #[cfg(feature = "tls")]
             (Conn::Tcp(tcp), Upgrade::TlsServer(acceptor)) => {
                 let tls =
@@ -326,7 +431,7 @@ impl Peer {
                         .await
                         .map_err(|_| Status::wrong_conn("tls handshake timed out"))?
                         .map_err(|e| Status::wrong_conn(format!("tls handshake failed: {e}")))?;
-                Ok(self.start(tls, proto, local, remote))
+                self.start(tls, proto, local, remote).await
             }
             #[cfg(feature = "tls")]
             (Conn::Unix(unix), Upgrade::TlsServer(acceptor)) => {
@@ -334,7 +439,7 @@ impl Peer {
                     .accept(unix)
                     .await
                     .map_err(|e| Status::wrong_conn(format!("tls handshake failed: {e}")))?;
-                Ok(self.start(tls, proto, local, remote))
+                self.start(tls, proto, local, remote).await
             }
         }
     }
@@ -355,11 +460,23 @@ impl Peer {
         let addr = addr
             .to_addr()
             .map_err(|e| Status::dial_failed(e.to_string()))?;
+        self.pre_dial(&addr).await?;
         let (conn, local) = self.connect(&addr).await?;
-        Ok(match conn {
-            Conn::Tcp(tcp) => self.start_dialed(tcp, proto, local, addr),
-            Conn::Unix(unix) => self.start_dialed(unix, proto, local, addr),
-        })
+        match conn {
+            Conn::Tcp(tcp) => self.start_dialed(tcp, proto, local, addr).await,
+            Conn::Unix(unix) => self.start_dialed(unix, proto, local, addr).await,
+        }
+    }
+
+    /// Runs the plugins' `pre_dial` hooks; an error is a failed dial (105).
+    pub(crate) async fn pre_dial(&self, addr: &Addr) -> Result<(), Status> {
+        for plugin in self.shared.plugins.iter() {
+            plugin
+                .pre_dial(addr, false)
+                .await
+                .map_err(|status| Status::dial_failed(status.to_string()))?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn connect(&self, addr: &Addr) -> Result<(Conn, Addr), Status> {
@@ -389,49 +506,62 @@ impl Peer {
     }
 
     /// Serves a stream the caller already has (a pipe, an in-memory duplex,
-    /// a stream from another library) with the default framing.
-    pub fn serve_conn<S>(&self, stream: S, remote: Addr) -> Session
+    /// a stream from another library) with the default framing, as an
+    /// accepted connection (the `post_accept` hooks run). Fails if a hook
+    /// refuses the connection.
+    pub async fn serve_conn<S>(&self, stream: S, remote: Addr) -> Result<Session, Status>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         self.serve_conn_with(stream, remote, self.shared.default_proto.clone())
+            .await
     }
 
     /// [`serve_conn`](Self::serve_conn) with another framing.
-    pub fn serve_conn_with<S>(&self, stream: S, remote: Addr, proto: Arc<dyn Proto>) -> Session
+    pub async fn serve_conn_with<S>(
+        &self,
+        stream: S,
+        remote: Addr,
+        proto: Arc<dyn Proto>,
+    ) -> Result<Session, Status>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         self.start(stream, proto, Addr::Unix(Default::default()), remote)
+            .await
     }
 
     /// Starts a session on an accepted (or given) stream: named after the
-    /// remote address.
-    pub(crate) fn start<S>(
+    /// remote address; the `post_accept` hooks run before it reads.
+    pub(crate) async fn start<S>(
         &self,
         stream: S,
         proto: Arc<dyn Proto>,
         local: Addr,
         remote: Addr,
-    ) -> Session
+    ) -> Result<Session, Status>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        Session::start(self.shared.clone(), stream, proto, local, remote, false)
+        Session::start(self.shared.clone(), stream, proto, local, remote, false).await
     }
 
-    /// Starts a session on a dialed stream: named after the local address.
-    pub(crate) fn start_dialed<S>(
+    /// Starts a session on a dialed stream: named after the local address;
+    /// the `post_dial` hooks run before it reads, and their error is a failed
+    /// dial (105).
+    pub(crate) async fn start_dialed<S>(
         &self,
         stream: S,
         proto: Arc<dyn Proto>,
         local: Addr,
         remote: Addr,
-    ) -> Session
+    ) -> Result<Session, Status>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         Session::start(self.shared.clone(), stream, proto, local, remote, true)
+            .await
+            .map_err(|status| Status::dial_failed(status.to_string()))
     }
 
     /// The session with this id.

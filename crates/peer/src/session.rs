@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
 use futures_util::StreamExt;
 use jaunt_codec::{EncodeBody, Registry};
 use jaunt_socket::{Packet, PacketCodec, PacketType, Proto, ProtoError, Status};
@@ -51,7 +52,13 @@ pub(crate) struct SessionInner {
     finished: CancellationToken,
     data: SessionData,
     proto: Arc<dyn Proto>,
+    /// The frame reader while the connect hooks run; the read loop takes it.
+    handshake: tokio::sync::Mutex<Option<Frames>>,
 }
+
+/// The decoded frames of a connection: a malformed but whole frame is an
+/// inner `Err` (drop it and go on); an outer `Err` ends the stream.
+type Frames = Box<dyn Stream<Item = Result<Result<Packet, ProtoError>, ProtoError>> + Send + Unpin>;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,20 +74,21 @@ impl std::fmt::Debug for Session {
 static UNNAMED: AtomicU64 = AtomicU64::new(1);
 
 impl Session {
-    /// Starts serving `stream`: registers it in the peer's hub and spawns
-    /// its reader and writer tasks.
+    /// Starts serving `stream`: registers it in the peer's hub, starts its
+    /// writer, runs the plugins' `post_accept` (or `post_dial`) hooks, which
+    /// may talk on the connection first, then starts its reader.
     ///
     /// As in Go erpc, a dialed session is named after its local address and an
     /// accepted one after the remote address: both are unique per connection,
     /// so dialing the same server twice does not displace the first session.
-    pub(crate) fn start<S>(
+    pub(crate) async fn start<S>(
         peer: Arc<PeerShared>,
         stream: S,
         proto: Arc<dyn Proto>,
         local: Addr,
         remote: Addr,
         dialed: bool,
-    ) -> Session
+    ) -> Result<Session, Status>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -91,6 +99,11 @@ impl Session {
             }
             other => other.to_string().into(),
         };
+        let (reader, writer) = tokio::io::split(stream);
+        let frames: Frames = Box::new(FramedRead::new(
+            reader,
+            ReadCodec(PacketCodec::from_arc(proto.clone())),
+        ));
         let (tx, rx) = mpsc::channel(peer.config.write_queue_len.max(1));
         let session = Session {
             inner: Arc::new(SessionInner {
@@ -105,6 +118,7 @@ impl Session {
                 finished: CancellationToken::new(),
                 data: SessionData::default(),
                 proto,
+                handshake: tokio::sync::Mutex::new(Some(frames)),
             }),
         };
         // Register before the tasks run: a connection that ends at once must
@@ -114,20 +128,79 @@ impl Session {
             tracing::info!(id = %displaced.id(), "a new session took this id: closing the old one");
             displaced.close();
         }
-        let (reader, writer) = tokio::io::split(stream);
         tokio::spawn(write_loop(
             writer,
             rx,
             session.clone(),
             session.inner.peer.config.write_timeout,
         ));
-        tokio::spawn(read_loop(reader, session.clone()));
+        if let Err(status) = session.run_connect_hooks(dialed).await {
+            tracing::debug!(id = %session.id(), %status, "a plugin refused the connection");
+            session.close();
+            session.run_disconnect_hooks().await;
+            return Err(status);
+        }
+        let frames = session.inner.handshake.lock().await.take();
+        match frames {
+            Some(frames) => {
+                tokio::spawn(read_loop(frames, session.clone()));
+            }
+            None => {
+                session.close();
+                return Err(Status::conn_closed(
+                    "the connection ended during its handshake",
+                ));
+            }
+        }
         tracing::debug!(id = %session.id(), remote = %session.inner.remote, "session started");
         if session.inner.peer.is_closed() {
             // The peer closed while this connection was being set up.
             session.close();
         }
-        session
+        Ok(session)
+    }
+
+    async fn run_connect_hooks(&self, dialed: bool) -> Result<(), Status> {
+        for plugin in self.inner.peer.plugins.iter() {
+            if dialed {
+                plugin.post_dial(self, false).await?;
+            } else {
+                plugin.post_accept(self).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_disconnect_hooks(&self) {
+        for plugin in self.inner.peer.plugins.iter() {
+            plugin.post_disconnect(self).await;
+        }
+    }
+
+    /// Reads the next frame before the session starts serving: only inside a
+    /// plugin's `post_accept` or `post_dial` hook (an authentication
+    /// handshake, say). Elsewhere it fails with status 1 (invalid operation).
+    pub async fn handshake_recv(&self) -> Result<Packet, Status> {
+        let mut guard = self.inner.handshake.lock().await;
+        let Some(frames) = guard.as_mut() else {
+            return Err(Status::invalid_operation(
+                "handshake_recv is only allowed in post_accept and post_dial hooks",
+            ));
+        };
+        let next = match self.inner.peer.config.read_timeout {
+            Some(limit) => tokio::time::timeout(limit, frames.next())
+                .await
+                .map_err(|_| Status::conn_closed("handshake read timed out"))?,
+            None => frames.next().await,
+        };
+        match next {
+            Some(Ok(Ok(packet))) => Ok(packet),
+            Some(Ok(Err(e))) => Err(Status::bad_message(e.to_string())),
+            Some(Err(e)) => Err(Status::conn_closed(e.to_string())),
+            None => Err(Status::conn_closed(
+                "connection closed during the handshake",
+            )),
+        }
     }
 
     /// The session's id: by default the remote address for an accepted
@@ -261,8 +334,8 @@ impl Session {
         args: &A,
         opts: PullOptions,
     ) -> Result<(), Status> {
-        let packet = self.build(PacketType::Push, uri, args, opts)?;
-        self.send_packet(&packet).await
+        let mut packet = self.build(PacketType::Push, uri, args, opts)?;
+        self.send_packet(&mut packet).await
     }
 
     /// Sends an already-encoded push body (used by broadcast).
@@ -270,7 +343,7 @@ impl Session {
         let mut packet = Packet::new(PacketType::Push, self.next_seq(), uri);
         packet.body_codec = codec;
         packet.body = body;
-        self.send_packet(&packet).await
+        self.send_packet(&mut packet).await
     }
 
     pub(crate) fn codecs(&self) -> &Arc<Registry> {
@@ -279,11 +352,6 @@ impl Session {
 
     pub(crate) fn shared(&self) -> &Arc<PeerShared> {
         &self.inner.peer
-    }
-
-    fn next_seq(&self) -> i32 {
-        // Wraps around after i32::MAX, as Go erpc's counter does.
-        self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     fn pending(&self) -> MutexGuard<'_, HashMap<i32, oneshot::Sender<Packet>>> {
@@ -313,7 +381,7 @@ impl Session {
         Ok(packet)
     }
 
-    async fn pull_packet(&self, packet: Packet) -> Result<Reply, Status> {
+    async fn pull_packet(&self, mut packet: Packet) -> Result<Reply, Status> {
         let seq = packet.seq;
         let (tx, rx) = oneshot::channel();
         self.pending().insert(seq, tx);
@@ -322,7 +390,7 @@ impl Session {
             return Err(Status::conn_closed("session is closed"));
         }
         let start = Instant::now();
-        self.send_packet(&packet).await?;
+        self.send_packet(&mut packet).await?;
         let reply = tokio::select! {
             biased;
             reply = rx => reply.map_err(|_| Status::conn_closed("connection lost before the reply")),
@@ -342,8 +410,44 @@ impl Session {
         })
     }
 
-    /// Encodes and queues one packet.
-    pub(crate) async fn send_packet(&self, packet: &Packet) -> Result<(), Status> {
+    /// Sends a packet as it is: no seq is taken, no codec applied. For
+    /// plugins and proxies; applications use [`pull`](Self::pull) and
+    /// [`push`](Self::push). The plugins' write hooks run for pulls and
+    /// pushes (`pre_write_*` may change the packet or refuse it). Returns
+    /// once the frame is queued for writing.
+    pub async fn send_packet(&self, packet: &mut Packet) -> Result<(), Status> {
+        let plugins = &self.inner.peer.plugins;
+        if !plugins.is_empty() {
+            for plugin in plugins.iter() {
+                match packet.ptype {
+                    PacketType::Pull => plugin.pre_write_pull(self, packet).await?,
+                    PacketType::Push => plugin.pre_write_push(self, packet).await?,
+                    _ => {}
+                }
+            }
+        }
+        self.queue_packet(packet).await?;
+        for plugin in plugins.iter() {
+            let result = match packet.ptype {
+                PacketType::Pull => plugin.post_write_pull(self, packet).await,
+                PacketType::Push => plugin.post_write_push(self, packet).await,
+                _ => Ok(()),
+            };
+            if let Err(status) = result {
+                tracing::warn!(plugin = plugin.name(), %status, "post-write hook failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// The next sequence number of this side (pulls and pushes share it).
+    pub fn next_seq(&self) -> i32 {
+        // Wraps around after i32::MAX, as Go erpc's counter does.
+        self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Encodes and queues one packet, without hooks.
+    pub(crate) async fn queue_packet(&self, packet: &Packet) -> Result<(), Status> {
         if self.is_closed() {
             return Err(Status::conn_closed("session is closed"));
         }
@@ -357,6 +461,24 @@ impl Session {
             .send(frame.freeze())
             .await
             .map_err(|_| Status::conn_closed("session is closed"))
+    }
+
+    /// Runs the reply read hooks, then hands the reply to its pull.
+    async fn receive_reply(&self, mut reply: Packet) {
+        for plugin in self.inner.peer.plugins.iter() {
+            let hooked = async {
+                plugin.post_read_reply_header(self, &mut reply).await?;
+                plugin.pre_read_reply_body(self, &mut reply).await?;
+                plugin.post_read_reply_body(self, &reply).await
+            };
+            if let Err(status) = hooked.await {
+                reply.status = status;
+                reply.body_codec = 0;
+                reply.body = Bytes::new();
+                break;
+            }
+        }
+        self.complete_pull(reply);
     }
 
     fn complete_pull(&self, reply: Packet) {
@@ -470,15 +592,15 @@ async fn write_all<W: AsyncWrite + Unpin>(
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(reader: R, session: Session) {
+async fn read_loop(mut frames: Frames, session: Session) {
     let shared = session.inner.peer.clone();
-    let mut frames = FramedRead::new(
-        reader,
-        ReadCodec(PacketCodec::from_arc(session.inner.proto.clone())),
-    );
     let read_timeout = shared.config.read_timeout;
     let closed = session.inner.closed.clone();
     loop {
+        if let Err(status) = pre_read_header(&session).await {
+            tracing::debug!(id = %session.id(), %status, "a plugin closed the session");
+            break;
+        }
         let next = async {
             match read_timeout {
                 Some(limit) => tokio::time::timeout(limit, frames.next()).await.ok(),
@@ -496,7 +618,7 @@ async fn read_loop<R: AsyncRead + Unpin>(reader: R, session: Session) {
             }
             Some(None) => break,
             Some(Some(Ok(Ok(packet)))) => {
-                if !dispatch_packet(&session, packet) {
+                if !dispatch_packet(&session, packet).await {
                     break;
                 }
             }
@@ -514,6 +636,14 @@ async fn read_loop<R: AsyncRead + Unpin>(reader: R, session: Session) {
         }
     }
     session.close();
+    session.run_disconnect_hooks().await;
+}
+
+async fn pre_read_header(session: &Session) -> Result<(), Status> {
+    for plugin in session.inner.peer.plugins.iter() {
+        plugin.pre_read_header(session).await?;
+    }
+    Ok(())
 }
 
 /// The read loop's framing: a frame that is malformed but was consumed whole
@@ -549,9 +679,10 @@ impl Decoder for ReadCodec {
 }
 
 /// Routes one incoming packet; false means the session must close.
-fn dispatch_packet(session: &Session, packet: Packet) -> bool {
+async fn dispatch_packet(session: &Session, packet: Packet) -> bool {
     match packet.ptype {
-        PacketType::Reply => session.complete_pull(packet),
+        PacketType::Reply if session.inner.peer.plugins.is_empty() => session.complete_pull(packet),
+        PacketType::Reply => session.receive_reply(packet).await,
         PacketType::Pull => {
             tokio::spawn(dispatch::serve_pull(session.clone(), packet));
         }

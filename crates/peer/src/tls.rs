@@ -145,33 +145,30 @@ impl Peer {
         let name = ServerName::try_from(server_name.to_owned()).map_err(|e| {
             Status::dial_failed(format!("invalid server name {server_name:?}: {e}"))
         })?;
+        self.pre_dial(&addr).await?;
         let (conn, local) = self.connect(&addr).await?;
         let connector = TlsConnector::from(config);
         let timeout = self.config().dial_timeout;
-        let handshake = async {
-            match conn {
-                crate::peer::Conn::Tcp(tcp) => connector.connect(name, tcp).await.map(|tls| {
-                    self.start_dialed(
-                        tls,
-                        self.proto_config_default(),
-                        local.clone(),
-                        addr.clone(),
-                    )
-                }),
-                crate::peer::Conn::Unix(unix) => connector.connect(name, unix).await.map(|tls| {
-                    self.start_dialed(
-                        tls,
-                        self.proto_config_default(),
-                        local.clone(),
-                        addr.clone(),
-                    )
-                }),
+        let tls_failed = |e: std::io::Error| {
+            Status::dial_failed(format!("tls handshake with {addr} failed: {e}"))
+        };
+        let proto = self.proto_config_default();
+        let session = match conn {
+            crate::peer::Conn::Tcp(tcp) => {
+                let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| Status::dial_failed("tls handshake timed out"))?
+                    .map_err(tls_failed)?;
+                self.start_dialed(tls, proto, local, addr.clone()).await?
+            }
+            crate::peer::Conn::Unix(unix) => {
+                let tls = tokio::time::timeout(timeout, connector.connect(name, unix))
+                    .await
+                    .map_err(|_| Status::dial_failed("tls handshake timed out"))?
+                    .map_err(tls_failed)?;
+                self.start_dialed(tls, proto, local, addr.clone()).await?
             }
         };
-        let session = tokio::time::timeout(timeout, handshake)
-            .await
-            .map_err(|_| Status::dial_failed("tls handshake timed out"))?
-            .map_err(|e| Status::dial_failed(format!("tls handshake with {addr} failed: {e}")))?;
         // A server that rejects our certificate (mutual TLS) does so after the
         // client's side of the handshake completed; that shows up as the
         // connection closing at once.

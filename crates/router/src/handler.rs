@@ -29,6 +29,32 @@ pub trait RouteCtx: Send + 'static {
     /// Decodes the incoming body as `T` with the codec the frame names; a
     /// failure is the status to reply (400 for an undecodable body).
     fn decode_body<T: DecodeBody>(&self) -> Result<T, Status>;
+
+    /// Work to run after the argument was decoded and before the handler
+    /// (the peer runs its plugins' post-read-body hooks here); an error
+    /// status is the outcome and the handler does not run. `None`: nothing
+    /// to run.
+    fn before_handler(&self) -> Option<BoxFuture<Result<(), Status>>> {
+        None
+    }
+}
+
+/// Runs `before` (if any), then the handler future built by `handler`.
+fn then_handle<T, Fut>(
+    before: Option<BoxFuture<Result<(), Status>>>,
+    handler: impl FnOnce() -> Fut + Send + 'static,
+) -> BoxFuture<Result<T, Status>>
+where
+    Fut: Future<Output = Result<T, Status>> + Send + 'static,
+    T: Send + 'static,
+{
+    match before {
+        None => Box::pin(handler()),
+        Some(before) => Box::pin(async move {
+            before.await?;
+            handler().await
+        }),
+    }
 }
 
 /// A pull handler stored in the route table.
@@ -84,8 +110,11 @@ where
     fn call(&self, cx: Cx) -> BoxFuture<PullOutput> {
         match cx.decode_body::<T>() {
             Ok(arg) => {
-                let fut = self(cx, arg);
-                Box::pin(async move { boxed_reply(fut.await) })
+                let handler = self.clone();
+                then_handle(cx.before_handler(), move || {
+                    let fut = handler(cx, arg);
+                    async move { boxed_reply(fut.await) }
+                })
             }
             Err(status) => Box::pin(std::future::ready(Err(status))),
         }
@@ -100,8 +129,11 @@ where
     R: EncodeBody + Send + 'static,
 {
     fn call(&self, cx: Cx) -> BoxFuture<PullOutput> {
-        let fut = self(cx);
-        Box::pin(async move { boxed_reply(fut.await) })
+        let handler = self.clone();
+        then_handle(cx.before_handler(), move || {
+            let fut = handler(cx);
+            async move { boxed_reply(fut.await) }
+        })
     }
 }
 
@@ -116,8 +148,11 @@ where
     fn call(&self, cx: Cx) -> BoxFuture<PushOutput> {
         match cx.decode_body::<T>() {
             Ok(arg) => {
-                let fut = self(cx, arg);
-                Box::pin(async move { fut.await.into_push_output() })
+                let handler = self.clone();
+                then_handle(cx.before_handler(), move || {
+                    let fut = handler(cx, arg);
+                    async move { fut.await.into_push_output() }
+                })
             }
             Err(status) => Box::pin(std::future::ready(Err(status))),
         }
@@ -132,8 +167,11 @@ where
     Cx: RouteCtx,
 {
     fn call(&self, cx: Cx) -> BoxFuture<PushOutput> {
-        let fut = self(cx);
-        Box::pin(async move { fut.await.into_push_output() })
+        let handler = self.clone();
+        then_handle(cx.before_handler(), move || {
+            let fut = handler(cx);
+            async move { fut.await.into_push_output() }
+        })
     }
 }
 

@@ -48,4 +48,4 @@ pub use handler::{
 };
 pub use mapper::{to_camel, to_snake, UriMapper};
 pub use query::Query;
-pub use router::{path_of, Group, GroupInfo, Route, RouteInfo, Router};
+pub use router::{path_of, Group, GroupInfo, GroupPlugin, Route, RouteInfo, Router};

@@ -18,6 +18,14 @@ pub struct RouteInfo {
 }
 
 impl RouteInfo {
+    /// The description of the unknown-uri fallbacks: no uri, no group.
+    pub fn fallback() -> Self {
+        Self {
+            uri: String::new(),
+            group: None,
+        }
+    }
+
     /// The full uri the route answers.
     pub fn uri(&self) -> &str {
         &self.uri
@@ -34,7 +42,12 @@ impl RouteInfo {
 pub struct GroupInfo {
     prefix: String,
     parent: Option<Arc<GroupInfo>>,
+    plugins: Vec<GroupPlugin>,
 }
+
+/// A plugin attached to a group, opaque to the router: the peer crate
+/// defines what a plugin is and attaches them with its own typed methods.
+pub type GroupPlugin = Arc<dyn std::any::Any + Send + Sync>;
 
 impl GroupInfo {
     /// The full prefix (parents' prefixes included).
@@ -45,6 +58,22 @@ impl GroupInfo {
     /// The enclosing group.
     pub fn parent(&self) -> Option<&Arc<GroupInfo>> {
         self.parent.as_ref()
+    }
+
+    /// The plugins attached to this group (not its parents'), in order.
+    pub fn plugins(&self) -> &[GroupPlugin] {
+        &self.plugins
+    }
+
+    /// The plugins of every enclosing group then this one's: outer first.
+    pub fn plugin_chain(&self) -> Vec<GroupPlugin> {
+        let mut chain = self
+            .parent
+            .as_ref()
+            .map(|p| p.plugin_chain())
+            .unwrap_or_default();
+        chain.extend(self.plugins.iter().cloned());
+        chain
     }
 }
 
@@ -186,12 +215,19 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
 
     /// A sub-router whose routes are registered under `prefix`.
     pub fn group(&mut self, prefix: &str) -> Group<'_, P, S> {
+        self.group_with(prefix, Vec::new())
+    }
+
+    /// A sub-router under `prefix` carrying its own plugins (see the peer
+    /// crate's typed `plugin_group`).
+    pub fn group_with(&mut self, prefix: &str, plugins: Vec<GroupPlugin>) -> Group<'_, P, S> {
         let prefix = self.mapper.join("", prefix);
         Group {
             router: self,
             info: Arc::new(GroupInfo {
                 prefix,
                 parent: None,
+                plugins,
             }),
         }
     }
@@ -372,11 +408,18 @@ impl<P: RouteCtx, S: RouteCtx> Group<'_, P, S> {
 
     /// A nested group under `prefix`.
     pub fn group(&mut self, prefix: &str) -> Group<'_, P, S> {
+        self.group_with(prefix, Vec::new())
+    }
+
+    /// A nested group under `prefix` carrying its own plugins (after this
+    /// group's).
+    pub fn group_with(&mut self, prefix: &str, plugins: Vec<GroupPlugin>) -> Group<'_, P, S> {
         let full = self.router.mapper.join(&self.info.prefix, prefix);
         Group {
             info: Arc::new(GroupInfo {
                 prefix: full,
                 parent: Some(self.info.clone()),
+                plugins,
             }),
             router: self.router,
         }
