@@ -31,6 +31,12 @@ pub trait EncodeBody {
     fn as_message(&self) -> Option<&dyn MessageEncode> {
         None
     }
+
+    /// The value as an already-encoded body, if it is one ([`RawBody`]):
+    /// its bytes are sent as they are, with its own codec id.
+    fn as_raw(&self) -> Option<&RawBody> {
+        None
+    }
 }
 
 impl<T: serde::Serialize> EncodeBody for T {
@@ -252,6 +258,16 @@ impl<T: prost::Message + Default> DecodeBody for Pb<T> {
     fn from_message(body: &Bytes) -> Result<Self, SinkError> {
         // `Bytes` as the buffer lets prost take `bytes` fields declared as `Bytes` without a copy.
         T::decode(body.clone()).map(Pb).map_err(SinkError::decode)
+    }
+}
+
+impl EncodeBody for RawBody {
+    fn type_name(&self) -> &'static str {
+        "RawBody"
+    }
+
+    fn as_raw(&self) -> Option<&RawBody> {
+        Some(self)
     }
 }
 

@@ -146,6 +146,17 @@ impl Registry {
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         let codec = self.get(id)?;
+        if let Some(raw) = value.as_raw() {
+            // An encoded body passes through, but only as its own codec.
+            if raw.codec != id {
+                return Err(CodecError::unsupported(
+                    codec.name(),
+                    "RawBody of another codec",
+                ));
+            }
+            out.extend_from_slice(&raw.bytes);
+            return Ok(());
+        }
         encode_atomically(out, |out| codec.encode(value, out))
     }
 

@@ -99,12 +99,17 @@ pub use jaunt_macros::controller;
 #[cfg(feature = "tls")]
 pub use jaunt_peer::tls;
 pub use jaunt_peer::{
-    Addr, Group, Peer, PeerConfig, PullCtx, PullDone, PullHandle, PullOptions, PushCtx, Reply,
-    Router, Session,
+    Addr, Group, Peer, PeerBuilder, PeerConfig, PeerError, Plugin, PluginGroups, PullCtx, PullDone,
+    PullHandle, PullOptions, PushCtx, Reply, RouteKind, RoutePlugin, Router, Session,
 };
+/// The byte buffer of bodies (re-exported from the `bytes` crate).
+pub use bytes::Bytes;
 pub use jaunt_socket::{code, Meta, Packet, PacketType, RawProto, Status};
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::{Pb, Peer, PullCtx, PullOptions, PushCtx, Router, Session, Status};
+    pub use crate::{
+        code, Bytes, Pb, Peer, PluginGroups, PullCtx, PullOptions, PushCtx, Reply, Router, Session,
+        Status,
+    };
 }

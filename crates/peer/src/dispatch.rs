@@ -92,6 +92,13 @@ pub(crate) async fn serve_pull(session: Session, mut packet: Packet) {
     reply.meta = out.meta;
     reply.xfer = out.xfer.unwrap_or(pull_xfer);
     match outcome {
+        Ok(value) if value.as_raw().is_some() => {
+            // An already-encoded body (a proxy's) keeps its own codec.
+            if let Some(raw) = value.as_raw() {
+                reply.body_codec = raw.codec;
+                reply.body = raw.bytes.clone();
+            }
+        }
         Ok(value) => {
             let accepted = pull
                 .meta

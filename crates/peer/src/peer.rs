@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jaunt_codec::{EncodeBody, Registry};
+use jaunt_codec::{EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, Proto, ProtoConfig, RawProto, Status};
 use jaunt_xfer::XferRegistry;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -17,7 +17,7 @@ use jaunt_router::RouteInfo;
 
 use crate::hub::Hub;
 use crate::plugin::{route_chain, Plugin, RouteChain, RouteKind, RoutePlugin};
-use crate::{Addr, AddrParseError, PeerConfig, Router, Session, ToAddr};
+use crate::{Addr, AddrParseError, PeerConfig, PullOptions, Router, Session, ToAddr};
 
 /// Why a peer could not be built or could not listen.
 #[derive(Debug, thiserror::Error)]
@@ -593,9 +593,13 @@ impl Peer {
             .encode(codec, args)
             .map_err(|e| Status::bad_message(e.to_string()))?;
         let sessions = self.sessions();
-        let sends = sessions
-            .iter()
-            .map(|s| s.push_raw(uri, codec, body.clone()));
+        let sends = sessions.iter().map(|s| {
+            s.push_raw(
+                uri,
+                RawBody::new(codec, body.clone()),
+                PullOptions::default(),
+            )
+        });
         let results = futures_util::future::join_all(sends).await;
         Ok(results.iter().filter(|r| r.is_ok()).count())
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use futures_util::StreamExt;
-use jaunt_codec::{EncodeBody, Registry};
+use jaunt_codec::{EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketCodec, PacketType, Proto, ProtoError, Status};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -338,12 +338,39 @@ impl Session {
         self.send_packet(&mut packet).await
     }
 
-    /// Sends an already-encoded push body (used by broadcast).
-    pub(crate) async fn push_raw(&self, uri: &str, codec: u8, body: Bytes) -> Result<(), Status> {
-        let mut packet = Packet::new(PacketType::Push, self.next_seq(), uri);
-        packet.body_codec = codec;
-        packet.body = body;
+    /// Pulls with an already-encoded body (a proxy forwarding what it
+    /// received, say): the body and its codec id are sent as they are.
+    pub async fn pull_raw(
+        &self,
+        uri: &str,
+        body: RawBody,
+        opts: PullOptions,
+    ) -> Result<Reply, Status> {
+        let packet = self.build_raw(PacketType::Pull, uri, body, opts);
+        self.pull_packet(packet).await
+    }
+
+    /// Pushes an already-encoded body, sent as it is.
+    pub async fn push_raw(
+        &self,
+        uri: &str,
+        body: RawBody,
+        opts: PullOptions,
+    ) -> Result<(), Status> {
+        let mut packet = self.build_raw(PacketType::Push, uri, body, opts);
         self.send_packet(&mut packet).await
+    }
+
+    fn build_raw(&self, ptype: PacketType, uri: &str, body: RawBody, opts: PullOptions) -> Packet {
+        let mut packet = Packet::new(ptype, self.next_seq(), uri);
+        packet.meta = opts.meta;
+        if let Some(accept) = opts.accept_codec {
+            packet.meta.set(ACCEPT_BODY_CODEC, accept.to_string());
+        }
+        packet.body_codec = body.codec;
+        packet.body = body.bytes;
+        packet.xfer = opts.xfer;
+        packet
     }
 
     pub(crate) fn codecs(&self) -> &Arc<Registry> {
