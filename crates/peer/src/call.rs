@@ -14,6 +14,22 @@ use tokio::task::JoinHandle;
 /// The meta key with which a pull asks for its reply's codec (a decimal id).
 pub const ACCEPT_BODY_CODEC: &str = "X-Accept-Body-Codec";
 
+/// The meta key carrying a pull's time budget: the milliseconds left when it
+/// was sent. The callee's handler gets that deadline
+/// ([`PullCtx::deadline`](crate::PullCtx::deadline)) and the callee answers
+/// 408 if its handler cannot finish in time. Peers that do not know the key
+/// ignore it.
+pub const TIMEOUT_META: &str = "X-Timeout";
+
+/// The uri of the push that tells the callee a pull was abandoned (its
+/// future dropped, or its deadline passed): meta [`CANCEL_SEQ_META`] names
+/// the pull's seq, and the callee drops that pull's handler. A peer that does
+/// not know it logs an unknown push and goes on.
+pub const CANCEL_URI: &str = "/_jaunt/cancel";
+
+/// The meta key of a cancel push naming the abandoned pull's seq.
+pub const CANCEL_SEQ_META: &str = "X-Cancel-Seq";
+
 /// Options of one pull or push.
 ///
 /// ```
@@ -31,6 +47,7 @@ pub struct PullOptions {
     pub(crate) codec: Option<u8>,
     pub(crate) xfer: Vec<u8>,
     pub(crate) accept_codec: Option<u8>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl PullOptions {
@@ -65,6 +82,16 @@ impl PullOptions {
     #[must_use]
     pub fn accept_codec(mut self, id: u8) -> Self {
         self.accept_codec = Some(id);
+        self
+    }
+
+    /// Gives the pull a time budget (instead of the peer's
+    /// `pull_timeout`): past it the pull ends with status 408, its pending
+    /// entry is removed, and the callee is told to stop. The budget travels
+    /// to the callee in meta [`TIMEOUT_META`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 }

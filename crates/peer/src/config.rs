@@ -26,6 +26,10 @@ pub struct PeerConfig {
     /// Fail (and close the session) when one write takes longer. Default: never.
     #[serde(deserialize_with = "opt_duration")]
     pub write_timeout: Option<Duration>,
+    /// The time budget of a pull that names none (see
+    /// `PullOptions::timeout`). Default: none.
+    #[serde(deserialize_with = "opt_duration")]
+    pub pull_timeout: Option<Duration>,
     /// How long a dial may take. Default 10s.
     #[serde(deserialize_with = "duration")]
     pub dial_timeout: Duration,
@@ -48,6 +52,7 @@ impl Default for PeerConfig {
             default_body_codec: "json".to_owned(),
             read_timeout: None,
             write_timeout: None,
+            pull_timeout: None,
             dial_timeout: Duration::from_secs(10),
             max_frame_len: jaunt_socket::DEFAULT_MAX_FRAME_LEN,
             write_queue_len: 1024,

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use jaunt_codec::{DecodeBody, RawBody, Registry};
 use jaunt_router::{BoxFuture, Query, RouteCtx, RouteInfo};
 
+use crate::call::TIMEOUT_META;
 use crate::plugin::RouteChain;
 use jaunt_socket::{Meta, Packet, Status};
 
@@ -40,6 +41,13 @@ struct Input {
     start: Instant,
     query: OnceLock<Query>,
     chain: RouteChain,
+    deadline: Option<Instant>,
+}
+
+/// The deadline a pull carries in [`TIMEOUT_META`], counted from `start`.
+fn deadline_of(packet: &Packet, start: Instant) -> Option<Instant> {
+    let ms = packet.meta.get_str(TIMEOUT_META)?.parse::<u64>().ok()?;
+    start.checked_add(Duration::from_millis(ms))
 }
 
 impl Input {
@@ -162,6 +170,7 @@ impl PullCtx {
             inner: Arc::new(PullInner {
                 input: Input {
                     session,
+                    deadline: deadline_of(&packet, start),
                     packet,
                     route,
                     start,
@@ -182,6 +191,12 @@ impl PullCtx {
     }
 
     common_ctx_methods!();
+
+    /// When the caller stops waiting, if it gave the pull a time budget:
+    /// past it the peer replies 408 and drops the handler.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.input().deadline
+    }
 
     /// Adds a meta entry to the reply.
     pub fn add_reply_meta(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
@@ -254,6 +269,7 @@ impl PushCtx {
         Self {
             inner: Arc::new(Input {
                 session,
+                deadline: None,
                 packet,
                 route,
                 start,

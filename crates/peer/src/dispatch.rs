@@ -13,6 +13,7 @@ use crate::call::ACCEPT_BODY_CODEC;
 use crate::context::{PullCtx, PushCtx};
 use crate::plugin::RouteChain;
 use crate::Session;
+use tokio_util::sync::CancellationToken;
 
 /// Runs a handler: both the call that builds its future and the future itself
 /// may panic; either becomes an error status.
@@ -45,7 +46,21 @@ fn error_reply(seq: i32, status: Status, xfer: Vec<u8>) -> Packet {
     reply
 }
 
-pub(crate) async fn serve_pull(session: Session, mut packet: Packet) {
+/// Serves one pull of the other side, unless the caller cancels it first
+/// (then the handler's future is dropped and nothing is replied).
+pub(crate) async fn serve_pull(session: Session, packet: Packet, cancel: CancellationToken) {
+    let seq = packet.seq;
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => {
+            tracing::debug!(id = %session.id(), seq, "pull cancelled by its caller: handler dropped");
+        }
+        () = serve_pull_uncancelled(session.clone(), packet) => {}
+    }
+    session.serving_done(seq);
+}
+
+async fn serve_pull_uncancelled(session: Session, mut packet: Packet) {
     let start = Instant::now();
     let shared = session.shared().clone();
     let seq = packet.seq;
@@ -84,7 +99,17 @@ pub(crate) async fn serve_pull(session: Session, mut packet: Packet) {
     }
 
     let ctx = PullCtx::new(session.clone(), packet, info, start, chain.clone());
-    let outcome = run_caught(|| handler(ctx.clone())).await;
+    let run = run_caught(|| handler(ctx.clone()));
+    let outcome = match ctx.deadline() {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), run)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::handle_timeout(
+                    "the handler did not finish before the pull's deadline",
+                ))
+            }),
+        None => run.await,
+    };
 
     let pull = ctx.packet();
     let mut reply = Packet::new(PacketType::Reply, seq, "");

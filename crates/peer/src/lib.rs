@@ -61,7 +61,10 @@ mod session;
 pub mod tls;
 
 pub use addr::{Addr, AddrParseError, ToAddr};
-pub use call::{PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC};
+pub use call::{
+    PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
+    TIMEOUT_META,
+};
 pub use config::PeerConfig;
 pub use context::{PullCtx, PushCtx};
 pub use data::SessionData;

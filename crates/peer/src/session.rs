@@ -22,7 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
-use crate::call::{PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC};
+use crate::call::{
+    PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
+    TIMEOUT_META,
+};
 use crate::dispatch;
 use crate::peer::PeerShared;
 use crate::{Addr, Peer, SessionData};
@@ -47,6 +50,8 @@ pub(crate) struct SessionInner {
     remote: Addr,
     tx: mpsc::Sender<Bytes>,
     pending: Mutex<HashMap<i32, oneshot::Sender<Packet>>>,
+    /// The other side's pulls being served, by seq, so a cancel can stop them.
+    serving: Mutex<HashMap<i32, CancellationToken>>,
     next_seq: AtomicI32,
     closed: CancellationToken,
     finished: CancellationToken,
@@ -113,6 +118,7 @@ impl Session {
                 remote,
                 tx,
                 pending: Mutex::new(HashMap::new()),
+                serving: Mutex::new(HashMap::new()),
                 next_seq: AtomicI32::new(1),
                 closed: CancellationToken::new(),
                 finished: CancellationToken::new(),
@@ -287,16 +293,18 @@ impl Session {
         args: &A,
         opts: PullOptions,
     ) -> Result<Reply, Status> {
+        let timeout = self.pull_timeout(&opts);
         let packet = self.build(PacketType::Pull, uri, args, opts)?;
-        self.pull_packet(packet).await
+        self.pull_packet(packet, timeout).await
     }
 
     /// Starts a pull and returns at once; await the handle for the reply.
     pub fn async_pull<A: EncodeBody>(&self, uri: &str, args: &A, opts: PullOptions) -> PullHandle {
+        let timeout = self.pull_timeout(&opts);
         let built = self.build(PacketType::Pull, uri, args, opts);
         let session = self.clone();
         PullHandle {
-            task: tokio::spawn(async move { session.pull_packet(built?).await }),
+            task: tokio::spawn(async move { session.pull_packet(built?, timeout).await }),
         }
     }
 
@@ -309,12 +317,13 @@ impl Session {
         opts: PullOptions,
         done: mpsc::Sender<PullDone>,
     ) {
+        let timeout = self.pull_timeout(&opts);
         let built = self.build(PacketType::Pull, uri, args, opts);
         let session = self.clone();
         let uri = uri.to_owned();
         tokio::spawn(async move {
             let result = match built {
-                Ok(packet) => session.pull_packet(packet).await,
+                Ok(packet) => session.pull_packet(packet, timeout).await,
                 Err(status) => Err(status),
             };
             // The caller may have dropped its receiver: nothing to deliver to.
@@ -346,8 +355,9 @@ impl Session {
         body: RawBody,
         opts: PullOptions,
     ) -> Result<Reply, Status> {
+        let timeout = self.pull_timeout(&opts);
         let packet = self.build_raw(PacketType::Pull, uri, body, opts);
-        self.pull_packet(packet).await
+        self.pull_packet(packet, timeout).await
     }
 
     /// Pushes an already-encoded body, sent as it is.
@@ -408,22 +418,60 @@ impl Session {
         Ok(packet)
     }
 
-    async fn pull_packet(&self, mut packet: Packet) -> Result<Reply, Status> {
+    fn pull_timeout(&self, opts: &PullOptions) -> Option<Duration> {
+        opts.timeout.or(self.inner.peer.config.pull_timeout)
+    }
+
+    async fn pull_packet(
+        &self,
+        mut packet: Packet,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, Status> {
+        let start = Instant::now();
         let seq = packet.seq;
+        if let Some(timeout) = timeout {
+            packet
+                .meta
+                .set(TIMEOUT_META, timeout.as_millis().to_string());
+        }
         let (tx, rx) = oneshot::channel();
         self.pending().insert(seq, tx);
-        let _guard = PendingGuard { session: self, seq };
+        let mut guard = PendingGuard {
+            session: self,
+            seq,
+            sent: false,
+        };
         if self.is_closed() {
             return Err(Status::conn_closed("session is closed"));
         }
-        let start = Instant::now();
-        self.send_packet(&mut packet).await?;
-        let reply = tokio::select! {
-            biased;
-            reply = rx => reply.map_err(|_| Status::conn_closed("connection lost before the reply")),
-            () = self.inner.closed.cancelled() => Err(Status::conn_closed("connection lost before the reply")),
-        }?;
+        let exchange = async {
+            self.send_packet(&mut packet).await?;
+            guard.sent = true;
+            tokio::select! {
+                biased;
+                reply = rx => reply.map_err(|_| Status::conn_closed("connection lost before the reply")),
+                () = self.inner.closed.cancelled() => Err(Status::conn_closed("connection lost before the reply")),
+            }
+        };
+        let reply = match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, exchange)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Status::handle_timeout(format!(
+                        "no reply within {} ms",
+                        timeout.as_millis()
+                    )))
+                }),
+            None => exchange.await,
+        };
         let cost = start.elapsed();
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(status) => {
+                self.inner.peer.log_call("pull", &packet, &status, cost);
+                return Err(status);
+            }
+        };
         self.inner
             .peer
             .log_call("pull", &packet, &reply.status, cost);
@@ -435,6 +483,45 @@ impl Session {
             codecs: self.codecs().clone(),
             cost,
         })
+    }
+
+    /// Tells the other side that pull `seq` was abandoned (best effort: if
+    /// the write queue is full the notice is skipped).
+    fn send_cancel(&self, seq: i32) {
+        let mut cancel = Packet::new(PacketType::Push, self.next_seq(), CANCEL_URI);
+        cancel.meta.add(CANCEL_SEQ_META, seq.to_string());
+        let mut frame = BytesMut::new();
+        if self.inner.proto.encode(&cancel, &mut frame).is_ok() {
+            let _ = self.inner.tx.try_send(frame.freeze());
+        }
+    }
+
+    /// Registers a pull of the other side being served; the token fires if
+    /// the caller cancels it.
+    pub(crate) fn serving_started(&self, seq: i32) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.serving().insert(seq, token.clone());
+        token
+    }
+
+    /// Forgets a served pull.
+    pub(crate) fn serving_done(&self, seq: i32) {
+        self.serving().remove(&seq);
+    }
+
+    fn serving(&self) -> MutexGuard<'_, HashMap<i32, CancellationToken>> {
+        self.inner.serving.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Handles a cancel push: stops the named pull's handler.
+    fn cancel_serving(&self, cancel: &Packet) {
+        let seq = cancel
+            .meta
+            .get_str(CANCEL_SEQ_META)
+            .and_then(|s| s.parse::<i32>().ok());
+        if let Some(token) = seq.and_then(|seq| self.serving().remove(&seq)) {
+            token.cancel();
+        }
     }
 
     /// Sends a packet as it is: no seq is taken, no codec applied. For
@@ -465,6 +552,11 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// How many of this side's pulls are waiting for their reply.
+    pub fn pending_pulls(&self) -> usize {
+        self.pending().len()
     }
 
     /// The next sequence number of this side (pulls and pushes share it).
@@ -526,11 +618,17 @@ impl Session {
 struct PendingGuard<'a> {
     session: &'a Session,
     seq: i32,
+    /// Whether the pull went out (so the other side may be working on it).
+    sent: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.session.pending().remove(&self.seq);
+        let unanswered = self.session.pending().remove(&self.seq).is_some();
+        if unanswered && self.sent && !self.session.is_closed() {
+            // Abandoned (dropped or timed out): let the callee stop working.
+            self.session.send_cancel(self.seq);
+        }
     }
 }
 
@@ -711,8 +809,10 @@ async fn dispatch_packet(session: &Session, packet: Packet) -> bool {
         PacketType::Reply if session.inner.peer.plugins.is_empty() => session.complete_pull(packet),
         PacketType::Reply => session.receive_reply(packet).await,
         PacketType::Pull => {
-            tokio::spawn(dispatch::serve_pull(session.clone(), packet));
+            let cancel = session.serving_started(packet.seq);
+            tokio::spawn(dispatch::serve_pull(session.clone(), packet, cancel));
         }
+        PacketType::Push if packet.uri == CANCEL_URI => session.cancel_serving(&packet),
         PacketType::Push => {
             tokio::spawn(dispatch::serve_push(session.clone(), packet));
         }
