@@ -94,6 +94,11 @@ pub use jaunt_router as router;
 pub use jaunt_socket as socket;
 pub use jaunt_xfer as xfer;
 
+/// Plugins implement their async hooks with this attribute
+/// (`#[jaunt::async_trait]`, re-exported from the `async-trait` crate).
+pub use async_trait::async_trait;
+/// The byte buffer of bodies (re-exported from the `bytes` crate).
+pub use bytes::Bytes;
 pub use jaunt_codec::{ids as codec_ids, Pb, RawBody};
 pub use jaunt_macros::controller;
 #[cfg(feature = "tls")]
@@ -102,11 +107,6 @@ pub use jaunt_peer::{
     Addr, Group, Peer, PeerBuilder, PeerConfig, PeerError, Plugin, PluginGroups, PullCtx, PullDone,
     PullHandle, PullOptions, PushCtx, Reply, RouteKind, RoutePlugin, Router, Session,
 };
-/// Plugins implement their async hooks with this attribute
-/// (`#[jaunt::async_trait]`, re-exported from the `async-trait` crate).
-pub use async_trait::async_trait;
-/// The byte buffer of bodies (re-exported from the `bytes` crate).
-pub use bytes::Bytes;
 pub use jaunt_socket::{code, Meta, Packet, PacketType, RawProto, Status};
 
 /// The names most programs need.
