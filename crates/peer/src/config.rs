@@ -37,6 +37,27 @@ pub struct PeerConfig {
     pub max_frame_len: usize,
     /// Frames that may wait in one session's write queue. Default 1024.
     pub write_queue_len: usize,
+    /// The most sessions accepted at once; further connections are closed
+    /// at once. Default: no limit.
+    pub max_sessions: Option<usize>,
+    /// Handlers one session may run at once; the session stops reading
+    /// until one finishes (no unbounded spawning). Default 1024.
+    pub max_handlers_per_session: usize,
+    /// Handlers the whole peer may run at once. Default 16384.
+    pub max_handlers: usize,
+    /// What a push does when the session's write queue is full (a slow
+    /// consumer). Default: wait up to `slow_consumer_wait`.
+    pub slow_consumer: SlowConsumer,
+    /// How long a push waits for room with [`SlowConsumer::Wait`]. Default 5s.
+    #[serde(deserialize_with = "duration")]
+    pub slow_consumer_wait: Duration,
+    /// Close a session this long after it started. Default: never.
+    #[serde(deserialize_with = "opt_duration")]
+    pub max_session_age: Option<Duration>,
+    /// Whether a session's pulls and pushes are handled concurrently (Go
+    /// erpc) or one at a time in arrival order (Tao's worker model). Default
+    /// concurrent.
+    pub handling: Handling,
     /// Calls slower than this are logged at WARN. Default: never.
     #[serde(deserialize_with = "opt_duration")]
     pub slow_call_threshold: Option<Duration>,
@@ -56,11 +77,41 @@ impl Default for PeerConfig {
             dial_timeout: Duration::from_secs(10),
             max_frame_len: jaunt_socket::DEFAULT_MAX_FRAME_LEN,
             write_queue_len: 1024,
+            max_sessions: None,
+            max_handlers_per_session: 1024,
+            max_handlers: 16384,
+            slow_consumer: SlowConsumer::Wait,
+            slow_consumer_wait: Duration::from_secs(5),
+            max_session_age: None,
+            handling: Handling::Concurrent,
             slow_call_threshold: None,
             print_detail: false,
             count_time: false,
         }
     }
+}
+
+/// What a push does when the session's write queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumer {
+    /// Wait for room, up to `slow_consumer_wait`; then fail with 104.
+    Wait,
+    /// Fail at once with 104; the push is not sent.
+    Drop,
+    /// Close the session (status 102).
+    Close,
+}
+
+/// How a session runs the handlers of the other side's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handling {
+    /// Every pull and push in its own task, concurrently.
+    Concurrent,
+    /// One at a time, in arrival order (replies are still read at once, so a
+    /// handler may pull back to its caller).
+    InOrder,
 }
 
 fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {

@@ -8,6 +8,7 @@ use jaunt_socket::{Packet, Proto, ProtoConfig, RawProto, Status};
 use jaunt_xfer::XferRegistry;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -146,9 +147,11 @@ impl PeerBuilder {
             default_codec,
             codecs: Arc::new(self.codecs),
             router: self.router,
+            handlers: Arc::new(Semaphore::new(self.config.max_handlers.max(1))),
             config: self.config,
             hub: Hub::default(),
             closed: CancellationToken::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             listeners: Mutex::new(Vec::new()),
         })))
     }
@@ -179,6 +182,11 @@ pub(crate) struct PeerShared {
     pub(crate) default_proto: Arc<dyn Proto>,
     pub(crate) hub: Hub,
     closed: CancellationToken,
+    /// Set by [`Peer::shutdown`]: new pulls are refused while in-flight ones
+    /// finish.
+    draining: std::sync::atomic::AtomicBool,
+    /// One permit per running handler, peer-wide.
+    pub(crate) handlers: Arc<Semaphore>,
     listeners: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -191,6 +199,11 @@ impl PeerShared {
     /// The route hooks of a push route (the peer's for unknown uris).
     pub(crate) fn push_chain(&self, path: &str) -> &RouteChain {
         self.push_chains.get(path).unwrap_or(&self.peer_chain)
+    }
+
+    /// Whether [`Peer::shutdown`] is draining the peer.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether [`Peer::close`] was called.
@@ -389,6 +402,16 @@ impl Peer {
                 accepted = listener.accept() => accepted,
             };
             match accepted {
+                Ok((_, remote))
+                    if self
+                        .shared
+                        .config
+                        .max_sessions
+                        .is_some_and(|max| self.session_count() >= max) =>
+                {
+                    // Dropping the connection closes it.
+                    tracing::warn!(%remote, "session limit reached: connection closed");
+                }
                 Ok((conn, remote)) => {
                     let peer = self.clone();
                     let (local, proto, upgrade) = (local.clone(), proto.clone(), upgrade.clone());
@@ -607,17 +630,65 @@ impl Peer {
     /// Stops listening and closes every session, waiting until their
     /// connections are shut down.
     pub async fn close(&self) {
-        self.shared.closed.cancel();
-        let listeners: Vec<_> = self.listeners().drain(..).collect();
-        for task in listeners {
-            let _ = task.await;
-        }
+        self.stop_listening().await;
         let sessions = self.sessions();
         for session in &sessions {
             session.close();
         }
         for session in &sessions {
             session.closed().await;
+        }
+    }
+
+    /// Shuts down gracefully: stops accepting, lets the handlers in flight
+    /// finish and their replies flush (new pulls arriving meanwhile are
+    /// answered with status 102, "shutting down"), then closes every session
+    /// — pending pulls of this side end with status 102 and `post_disconnect`
+    /// runs — and returns. Handlers still running after `timeout` are
+    /// abandoned: their callers get status 102 when the sessions close.
+    /// Returns whether everything finished within `timeout`.
+    pub async fn shutdown(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.shared
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.stop_listening().await;
+        let all = u32::try_from(self.shared.config.max_handlers.max(1)).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout_at(deadline, self.shared.handlers.acquire_many(all))
+            .await
+            .is_ok();
+        let sessions = self.sessions();
+        for session in &sessions {
+            session.close();
+        }
+        let closed = tokio::time::timeout_at(deadline, async {
+            for session in &sessions {
+                session.closed().await;
+            }
+        })
+        .await
+        .is_ok();
+        tracing::info!(drained, "peer shut down");
+        drained && closed
+    }
+
+    /// Waits for SIGINT or SIGTERM, then [`shutdown`](Self::shutdown)s.
+    pub async fn shutdown_on_signal(&self, timeout: Duration) -> std::io::Result<bool> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        tracing::info!("signal received: shutting down");
+        Ok(self.shutdown(timeout).await)
+    }
+
+    async fn stop_listening(&self) {
+        self.shared.closed.cancel();
+        let listeners: Vec<_> = self.listeners().drain(..).collect();
+        for task in listeners {
+            let _ = task.await;
         }
     }
 }

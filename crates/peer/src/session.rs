@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use jaunt_codec::{EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketCodec, PacketType, Proto, ProtoError, Status};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +28,7 @@ use crate::call::{
 };
 use crate::dispatch;
 use crate::peer::PeerShared;
+use crate::config::{Handling, SlowConsumer};
 use crate::{Addr, Peer, SessionData};
 
 /// Frames are gathered into one write up to this many bytes.
@@ -52,6 +53,10 @@ pub(crate) struct SessionInner {
     pending: Mutex<HashMap<i32, oneshot::Sender<Packet>>>,
     /// The other side's pulls being served, by seq, so a cancel can stop them.
     serving: Mutex<HashMap<i32, CancellationToken>>,
+    /// One permit per running handler of this session.
+    handlers: Arc<Semaphore>,
+    /// With in-order handling: the queue of the session's handler worker.
+    in_order: Option<mpsc::Sender<(Packet, Permits)>>,
     next_seq: AtomicI32,
     closed: CancellationToken,
     finished: CancellationToken,
@@ -110,6 +115,14 @@ impl Session {
             ReadCodec(PacketCodec::from_arc(proto.clone())),
         ));
         let (tx, rx) = mpsc::channel(peer.config.write_queue_len.max(1));
+        let (in_order, worker_rx) = match peer.config.handling {
+            Handling::Concurrent => (None, None),
+            Handling::InOrder => {
+                let (tx, rx) = mpsc::channel(peer.config.max_handlers_per_session.max(1));
+                (Some(tx), Some(rx))
+            }
+        };
+        let handlers = Arc::new(Semaphore::new(peer.config.max_handlers_per_session.max(1)));
         let session = Session {
             inner: Arc::new(SessionInner {
                 id: RwLock::new(id),
@@ -119,6 +132,8 @@ impl Session {
                 tx,
                 pending: Mutex::new(HashMap::new()),
                 serving: Mutex::new(HashMap::new()),
+                handlers,
+                in_order,
                 next_seq: AtomicI32::new(1),
                 closed: CancellationToken::new(),
                 finished: CancellationToken::new(),
@@ -140,6 +155,9 @@ impl Session {
             session.clone(),
             session.inner.peer.config.write_timeout,
         ));
+        if let Some(worker_rx) = worker_rx {
+            tokio::spawn(in_order_worker(worker_rx, session.clone()));
+        }
         if let Err(status) = session.run_connect_hooks(dialed).await {
             tracing::debug!(id = %session.id(), %status, "a plugin refused the connection");
             session.close();
@@ -540,7 +558,11 @@ impl Session {
                 }
             }
         }
-        self.queue_packet(packet).await?;
+        if packet.ptype == PacketType::Push {
+            self.queue_push(packet).await?;
+        } else {
+            self.queue_packet(packet).await?;
+        }
         for plugin in plugins.iter() {
             let result = match packet.ptype {
                 PacketType::Pull => plugin.post_write_pull(self, packet).await,
@@ -565,8 +587,34 @@ impl Session {
         self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Encodes and queues one packet, without hooks.
-    pub(crate) async fn queue_packet(&self, packet: &Packet) -> Result<(), Status> {
+    /// Queues a push under the slow-consumer policy.
+    async fn queue_push(&self, packet: &Packet) -> Result<(), Status> {
+        let config = &self.inner.peer.config;
+        let frame = self.encode(packet)?;
+        let full = || Status::write_failed("the session's write queue is full (slow consumer)");
+        match config.slow_consumer {
+            SlowConsumer::Wait => {
+                match tokio::time::timeout(config.slow_consumer_wait, self.inner.tx.send(frame)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(Status::conn_closed("session is closed")),
+                    Err(_) => Err(full()),
+                }
+            }
+            SlowConsumer::Drop => self.inner.tx.try_send(frame).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => full(),
+                mpsc::error::TrySendError::Closed(_) => Status::conn_closed("session is closed"),
+            }),
+            SlowConsumer::Close => self.inner.tx.try_send(frame).map_err(|e| {
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    tracing::warn!(id = %self.id(), "slow consumer: closing the session");
+                    self.close();
+                }
+                Status::conn_closed("session closed: slow consumer")
+            }),
+        }
+    }
+
+    fn encode(&self, packet: &Packet) -> Result<Bytes, Status> {
         if self.is_closed() {
             return Err(Status::conn_closed("session is closed"));
         }
@@ -575,9 +623,15 @@ impl Session {
             .proto
             .encode(packet, &mut frame)
             .map_err(|e| Status::bad_message(format!("cannot frame the message: {e}")))?;
+        Ok(frame.freeze())
+    }
+
+    /// Encodes and queues one packet, without hooks.
+    pub(crate) async fn queue_packet(&self, packet: &Packet) -> Result<(), Status> {
+        let frame = self.encode(packet)?;
         self.inner
             .tx
-            .send(frame.freeze())
+            .send(frame)
             .await
             .map_err(|_| Status::conn_closed("session is closed"))
     }
@@ -721,6 +775,13 @@ async fn read_loop(mut frames: Frames, session: Session) {
     let shared = session.inner.peer.clone();
     let read_timeout = shared.config.read_timeout;
     let closed = session.inner.closed.clone();
+    let too_old = async {
+        match shared.config.max_session_age {
+            Some(age) => tokio::time::sleep(age).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(too_old);
     loop {
         if let Err(status) = pre_read_header(&session).await {
             tracing::debug!(id = %session.id(), %status, "a plugin closed the session");
@@ -734,6 +795,10 @@ async fn read_loop(mut frames: Frames, session: Session) {
         };
         let next = tokio::select! {
             () = closed.cancelled() => break,
+            () = &mut too_old => {
+                tracing::debug!(id = %session.id(), "session reached its maximum age: closing it");
+                break;
+            }
             next = next => next,
         };
         match next {
@@ -803,18 +868,68 @@ impl Decoder for ReadCodec {
     }
 }
 
+/// The permits a handler holds while it runs: one of its session's, one of
+/// the peer's.
+pub(crate) type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+/// Waits for room to run one more handler (the read loop stops reading
+/// meanwhile: backpressure instead of unbounded spawning).
+async fn handler_permits(session: &Session) -> Option<Permits> {
+    let own = session.inner.handlers.clone().acquire_owned().await.ok()?;
+    let peer = session.inner.peer.handlers.clone().acquire_owned().await.ok()?;
+    Some((own, peer))
+}
+
+/// Runs a session's handlers one at a time, in arrival order.
+async fn in_order_worker(mut rx: mpsc::Receiver<(Packet, Permits)>, session: Session) {
+    while let Some((packet, permits)) = rx.recv().await {
+        match packet.ptype {
+            PacketType::Pull => {
+                let cancel = session.serving_started(packet.seq);
+                dispatch::serve_pull(session.clone(), packet, cancel).await;
+            }
+            _ => dispatch::serve_push(session.clone(), packet).await,
+        }
+        drop(permits);
+    }
+}
+
 /// Routes one incoming packet; false means the session must close.
 async fn dispatch_packet(session: &Session, packet: Packet) -> bool {
     match packet.ptype {
         PacketType::Reply if session.inner.peer.plugins.is_empty() => session.complete_pull(packet),
         PacketType::Reply => session.receive_reply(packet).await,
-        PacketType::Pull => {
-            let cancel = session.serving_started(packet.seq);
-            tokio::spawn(dispatch::serve_pull(session.clone(), packet, cancel));
-        }
         PacketType::Push if packet.uri == CANCEL_URI => session.cancel_serving(&packet),
-        PacketType::Push => {
-            tokio::spawn(dispatch::serve_push(session.clone(), packet));
+        PacketType::Pull if session.inner.peer.is_draining() => {
+            let mut reply = Packet::new(PacketType::Reply, packet.seq, "");
+            reply.status = Status::conn_closed("the peer is shutting down");
+            reply.xfer = packet.xfer;
+            let _ = session.queue_packet(&reply).await;
+        }
+        PacketType::Push if session.inner.peer.is_draining() => {
+            tracing::debug!(id = %session.id(), uri = %packet.uri, "push dropped: the peer is shutting down");
+        }
+        PacketType::Pull | PacketType::Push => {
+            let Some(permits) = handler_permits(session).await else {
+                return false;
+            };
+            if let Some(worker) = &session.inner.in_order {
+                return worker.send((packet, permits)).await.is_ok();
+            }
+            if packet.ptype == PacketType::Pull {
+                let cancel = session.serving_started(packet.seq);
+                let session = session.clone();
+                tokio::spawn(async move {
+                    dispatch::serve_pull(session, packet, cancel).await;
+                    drop(permits);
+                });
+            } else {
+                let session = session.clone();
+                tokio::spawn(async move {
+                    dispatch::serve_push(session, packet).await;
+                    drop(permits);
+                });
+            }
         }
         PacketType::AuthPull | PacketType::AuthReply => {
             tracing::warn!(id = %session.id(), "auth message on a session without auth: closing it");
