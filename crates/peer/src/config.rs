@@ -58,6 +58,9 @@ pub struct PeerConfig {
     /// erpc) or one at a time in arrival order (Tao's worker model). Default
     /// concurrent.
     pub handling: Handling,
+    /// Dialed sessions reconnect after losing their connection. Default:
+    /// off.
+    pub redial: Option<RedialConfig>,
     /// Calls slower than this are logged at WARN. Default: never.
     #[serde(deserialize_with = "opt_duration")]
     pub slow_call_threshold: Option<Duration>,
@@ -84,9 +87,40 @@ impl Default for PeerConfig {
             slow_consumer_wait: Duration::from_secs(5),
             max_session_age: None,
             handling: Handling::Concurrent,
+            redial: None,
             slow_call_threshold: None,
             print_detail: false,
             count_time: false,
+        }
+    }
+}
+
+/// How a dialed session reconnects after losing its connection.
+///
+/// The first attempt is immediate; then attempts wait `interval`, growing by
+/// `backoff` each time up to `max_interval`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedialConfig {
+    /// Attempts before the session is closed; `None`: no limit. Default: none.
+    pub max_attempts: Option<u32>,
+    /// Wait after the first failed attempt. Default 200ms.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Each wait is the previous one times this (at least 1). Default 2.
+    pub backoff: f64,
+    /// The longest wait. Default 10s.
+    #[serde(deserialize_with = "duration")]
+    pub max_interval: Duration,
+}
+
+impl Default for RedialConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: None,
+            interval: Duration::from_millis(200),
+            backoff: 2.0,
+            max_interval: Duration::from_secs(10),
         }
     }
 }

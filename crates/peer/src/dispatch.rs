@@ -11,8 +11,10 @@ use jaunt_socket::{Packet, PacketType, Status};
 
 use crate::call::ACCEPT_BODY_CODEC;
 use crate::context::{PullCtx, PushCtx};
+use crate::link::Link;
 use crate::plugin::RouteChain;
 use crate::Session;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Runs a handler: both the call that builds its future and the future itself
@@ -48,19 +50,24 @@ fn error_reply(seq: i32, status: Status, xfer: Vec<u8>) -> Packet {
 
 /// Serves one pull of the other side, unless the caller cancels it first
 /// (then the handler's future is dropped and nothing is replied).
-pub(crate) async fn serve_pull(session: Session, packet: Packet, cancel: CancellationToken) {
+pub(crate) async fn serve_pull(
+    session: Session,
+    link: Arc<Link>,
+    packet: Packet,
+    cancel: CancellationToken,
+) {
     let seq = packet.seq;
     tokio::select! {
         biased;
         () = cancel.cancelled() => {
             tracing::debug!(id = %session.id(), seq, "pull cancelled by its caller: handler dropped");
         }
-        () = serve_pull_uncancelled(session.clone(), packet) => {}
+        () = serve_pull_uncancelled(session.clone(), &link, packet) => {}
     }
     session.serving_done(seq);
 }
 
-async fn serve_pull_uncancelled(session: Session, mut packet: Packet) {
+async fn serve_pull_uncancelled(session: Session, link: &Link, mut packet: Packet) {
     let start = Instant::now();
     let shared = session.shared().clone();
     let seq = packet.seq;
@@ -68,7 +75,7 @@ async fn serve_pull_uncancelled(session: Session, mut packet: Packet) {
         if let Err(status) = plugin.post_read_pull_header(&session, &mut packet).await {
             shared.log_call("serve pull", &packet, &status, start.elapsed());
             let reply = error_reply(seq, status, packet.xfer);
-            send_reply(&session, reply, &shared.peer_chain).await;
+            send_reply(&session, link, reply, &shared.peer_chain).await;
             return;
         }
     }
@@ -87,13 +94,13 @@ async fn serve_pull_uncancelled(session: Session, mut packet: Packet) {
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for pull {}", packet.path()));
         shared.log_call("serve pull", &packet, &status, start.elapsed());
-        send_reply(&session, error_reply(seq, status, pull_xfer), &chain).await;
+        send_reply(&session, link, error_reply(seq, status, pull_xfer), &chain).await;
         return;
     };
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_read_pull_body(&session, &mut packet).await {
             shared.log_call("serve pull", &packet, &status, start.elapsed());
-            send_reply(&session, error_reply(seq, status, pull_xfer), &chain).await;
+            send_reply(&session, link, error_reply(seq, status, pull_xfer), &chain).await;
             return;
         }
     }
@@ -145,11 +152,11 @@ async fn serve_pull_uncancelled(session: Session, mut packet: Packet) {
         Err(status) => reply.status = status,
     }
     shared.log_call("serve pull", pull, &reply.status, start.elapsed());
-    send_reply(&session, reply, &chain).await;
+    send_reply(&session, link, reply, &chain).await;
 }
 
 /// Runs the reply write hooks of `chain` around sending `reply`.
-async fn send_reply(session: &Session, mut reply: Packet, chain: &RouteChain) {
+async fn send_reply(session: &Session, link: &Link, mut reply: Packet, chain: &RouteChain) {
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_write_reply(session, &mut reply).await {
             let xfer = std::mem::take(&mut reply.xfer);
@@ -157,8 +164,8 @@ async fn send_reply(session: &Session, mut reply: Packet, chain: &RouteChain) {
             break;
         }
     }
-    if let Err(status) = session.queue_packet(&reply).await {
-        if session.is_closed() {
+    if let Err(status) = session.queue_on(link, &reply).await {
+        if session.is_closed() || link.down.is_cancelled() {
             return;
         }
         // The reply could not be framed (too large, unknown filter): tell the
@@ -166,10 +173,10 @@ async fn send_reply(session: &Session, mut reply: Packet, chain: &RouteChain) {
         tracing::warn!(id = %session.id(), seq = reply.seq, %status, "reply could not be sent");
         let xfer = std::mem::take(&mut reply.xfer);
         let fallback = error_reply(reply.seq, Status::internal(status.to_string()), xfer);
-        if session.queue_packet(&fallback).await.is_err() {
+        if session.queue_on(link, &fallback).await.is_err() {
             // With the pull's filters it cannot be framed either: send it bare.
             let bare = error_reply(reply.seq, Status::internal(status.to_string()), Vec::new());
-            let _ = session.queue_packet(&bare).await;
+            let _ = session.queue_on(link, &bare).await;
         }
         return;
     }

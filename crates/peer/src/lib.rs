@@ -54,8 +54,10 @@ mod context;
 mod data;
 mod dispatch;
 mod hub;
+mod link;
 mod peer;
 mod plugin;
+mod redial;
 mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -65,12 +67,12 @@ pub use call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
     TIMEOUT_META,
 };
-pub use config::{Handling, PeerConfig, SlowConsumer};
+pub use config::{Handling, PeerConfig, RedialConfig, SlowConsumer};
 pub use context::{PullCtx, PushCtx};
 pub use data::SessionData;
 pub use peer::{Peer, PeerBuilder, PeerError};
 pub use plugin::{Plugin, PluginGroups, RouteKind, RoutePlugin};
-pub use session::Session;
+pub use session::{Session, SessionState};
 
 /// The router with this crate's contexts: handlers are
 /// `async fn(PullCtx, T) -> Result<R, Status>` and `async fn(PushCtx, T)`.

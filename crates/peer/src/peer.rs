@@ -18,6 +18,7 @@ use jaunt_router::RouteInfo;
 
 use crate::hub::Hub;
 use crate::plugin::{route_chain, Plugin, RouteChain, RouteKind, RoutePlugin};
+use crate::redial::{Dialer, Redial};
 use crate::{Addr, AddrParseError, PeerConfig, PullOptions, Router, Session, ToAddr};
 
 /// Why a peer could not be built or could not listen.
@@ -483,19 +484,30 @@ impl Peer {
         let addr = addr
             .to_addr()
             .map_err(|e| Status::dial_failed(e.to_string()))?;
-        self.pre_dial(&addr).await?;
+        self.pre_dial(&addr, false).await?;
         let (conn, local) = self.connect(&addr).await?;
+        let redial = self.redial_plan(&addr, Dialer::Plain);
         match conn {
-            Conn::Tcp(tcp) => self.start_dialed(tcp, proto, local, addr).await,
-            Conn::Unix(unix) => self.start_dialed(unix, proto, local, addr).await,
+            Conn::Tcp(tcp) => self.start_dialed(tcp, proto, local, addr, redial).await,
+            Conn::Unix(unix) => self.start_dialed(unix, proto, local, addr, redial).await,
         }
     }
 
+    /// How a session dialed to `addr` redials, if the configuration asks
+    /// for it.
+    pub(crate) fn redial_plan(&self, addr: &Addr, dialer: Dialer) -> Option<Redial> {
+        self.shared.config.redial.clone().map(|config| Redial {
+            addr: addr.clone(),
+            dialer,
+            config,
+        })
+    }
+
     /// Runs the plugins' `pre_dial` hooks; an error is a failed dial (105).
-    pub(crate) async fn pre_dial(&self, addr: &Addr) -> Result<(), Status> {
+    pub(crate) async fn pre_dial(&self, addr: &Addr, is_redial: bool) -> Result<(), Status> {
         for plugin in self.shared.plugins.iter() {
             plugin
-                .pre_dial(addr, false)
+                .pre_dial(addr, is_redial)
                 .await
                 .map_err(|status| Status::dial_failed(status.to_string()))?;
         }
@@ -566,7 +578,16 @@ impl Peer {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        Session::start(self.shared.clone(), stream, proto, local, remote, false).await
+        Session::start(
+            self.shared.clone(),
+            stream,
+            proto,
+            local,
+            remote,
+            false,
+            None,
+        )
+        .await
     }
 
     /// Starts a session on a dialed stream: named after the local address;
@@ -578,13 +599,22 @@ impl Peer {
         proto: Arc<dyn Proto>,
         local: Addr,
         remote: Addr,
+        redial: Option<Redial>,
     ) -> Result<Session, Status>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        Session::start(self.shared.clone(), stream, proto, local, remote, true)
-            .await
-            .map_err(|status| Status::dial_failed(status.to_string()))
+        Session::start(
+            self.shared.clone(),
+            stream,
+            proto,
+            local,
+            remote,
+            true,
+            redial,
+        )
+        .await
+        .map_err(|status| Status::dial_failed(status.to_string()))
     }
 
     /// The session with this id.

@@ -1,11 +1,10 @@
-//! [`Session`]: one connection, symmetric — either end pulls, pushes and
-//! serves the other's pulls and pushes.
+//! [`Session`]: a connection to another peer, symmetric — either end pulls,
+//! pushes and serves the other's pulls and pushes.
 //!
-//! Each session runs two tasks: a reader that decodes frames and dispatches
-//! them (replies to their waiting pull, pulls and pushes to handler tasks),
-//! and a writer that owns the write half and writes queued frames, several
-//! per system call when they pile up. Frames are encoded by whoever sends
-//! them, so they never interleave on the wire.
+//! The connection itself is a [`Link`] (its reader and writer tasks live in
+//! `link.rs`). A dialed session with redial enabled outlives its links: when
+//! one is lost, its pending pulls end with 102 and the session dials again
+//! (`redial.rs`), keeping its id and data.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -13,29 +12,23 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use jaunt_codec::{EncodeBody, RawBody, Registry};
-use jaunt_socket::{Packet, PacketCodec, PacketType, Proto, ProtoError, Status};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use tokio_util::codec::{Decoder, FramedRead};
+use jaunt_socket::{Packet, PacketType, Proto, Status};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
     TIMEOUT_META,
 };
-use crate::dispatch;
-use crate::peer::PeerShared;
 use crate::config::{Handling, SlowConsumer};
+use crate::link::{in_order_worker, read_loop, Job, Link, Permits};
+use crate::peer::PeerShared;
+use crate::redial::{self, Redial};
 use crate::{Addr, Peer, SessionData};
-
-/// Frames are gathered into one write up to this many bytes.
-const WRITE_BATCH: usize = 64 * 1024;
-/// How long a closing session may spend flushing its queue when no write
-/// timeout is configured.
-const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
 /// A connection to another peer. Cheap to clone; all clones are the same
 /// session.
@@ -47,34 +40,56 @@ pub struct Session {
 pub(crate) struct SessionInner {
     id: RwLock<Arc<str>>,
     peer: Arc<PeerShared>,
-    local: Addr,
     remote: Addr,
-    tx: mpsc::Sender<Bytes>,
+    proto: Arc<dyn Proto>,
+    /// The current connection.
+    link: RwLock<Arc<Link>>,
+    /// Connected, reconnecting or closed; watched by senders during an outage.
+    state: watch::Sender<SessionState>,
+    /// How to dial again after losing the connection (dialed sessions with
+    /// redial enabled).
+    redial: Option<Redial>,
     pending: Mutex<HashMap<i32, oneshot::Sender<Packet>>>,
     /// The other side's pulls being served, by seq, so a cancel can stop them.
     serving: Mutex<HashMap<i32, CancellationToken>>,
     /// One permit per running handler of this session.
     handlers: Arc<Semaphore>,
     /// With in-order handling: the queue of the session's handler worker.
-    in_order: Option<mpsc::Sender<(Packet, Permits)>>,
+    in_order: Option<mpsc::Sender<Job>>,
     next_seq: AtomicI32,
+    /// How many connections the session has had.
+    generations: AtomicU64,
+    /// Closed for good.
     closed: CancellationToken,
-    finished: CancellationToken,
     data: SessionData,
-    proto: Arc<dyn Proto>,
-    /// The frame reader while the connect hooks run; the read loop takes it.
-    handshake: tokio::sync::Mutex<Option<Frames>>,
 }
 
-/// The decoded frames of a connection: a malformed but whole frame is an
-/// inner `Err` (drop it and go on); an outer `Err` ends the stream.
-type Frames = Box<dyn Stream<Item = Result<Result<Packet, ProtoError>, ProtoError>> + Send + Unpin>;
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Connected; `generation` counts connections (1 for the first, +1 per
+    /// successful redial).
+    Connected {
+        /// How many connections the session has had.
+        generation: u64,
+    },
+    /// The connection was lost and the session is dialing again.
+    Reconnecting,
+    /// Closed for good.
+    Closed,
+}
+
+tokio::task_local! {
+    /// Inside a connect hook: the session (by address) and the connection
+    /// being set up, which `handshake_recv` and `send_packet` use.
+    static HANDSHAKE: (usize, Arc<Link>);
+}
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("id", &self.id())
-            .field("local", &self.inner.local)
+            .field("local", &self.link().local)
             .field("remote", &self.inner.remote)
             .field("closed", &self.is_closed())
             .finish()
@@ -98,6 +113,7 @@ impl Session {
         local: Addr,
         remote: Addr,
         dialed: bool,
+        redial: Option<Redial>,
     ) -> Result<Session, Status>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -109,37 +125,39 @@ impl Session {
             }
             other => other.to_string().into(),
         };
-        let (reader, writer) = tokio::io::split(stream);
-        let frames: Frames = Box::new(FramedRead::new(
-            reader,
-            ReadCodec(PacketCodec::from_arc(proto.clone())),
-        ));
-        let (tx, rx) = mpsc::channel(peer.config.write_queue_len.max(1));
-        let (in_order, worker_rx) = match peer.config.handling {
+        let config = &peer.config;
+        let link = Link::open(
+            stream,
+            proto.clone(),
+            local,
+            config.write_queue_len,
+            config.write_timeout,
+        );
+        let (in_order, worker_rx) = match config.handling {
             Handling::Concurrent => (None, None),
             Handling::InOrder => {
-                let (tx, rx) = mpsc::channel(peer.config.max_handlers_per_session.max(1));
+                let (tx, rx) = mpsc::channel(config.max_handlers_per_session.max(1));
                 (Some(tx), Some(rx))
             }
         };
-        let handlers = Arc::new(Semaphore::new(peer.config.max_handlers_per_session.max(1)));
+        let handlers = Arc::new(Semaphore::new(config.max_handlers_per_session.max(1)));
         let session = Session {
             inner: Arc::new(SessionInner {
                 id: RwLock::new(id),
                 peer,
-                local,
                 remote,
-                tx,
+                proto,
+                link: RwLock::new(link.clone()),
+                state: watch::Sender::new(SessionState::Reconnecting),
+                redial,
                 pending: Mutex::new(HashMap::new()),
                 serving: Mutex::new(HashMap::new()),
                 handlers,
                 in_order,
                 next_seq: AtomicI32::new(1),
+                generations: AtomicU64::new(0),
                 closed: CancellationToken::new(),
-                finished: CancellationToken::new(),
                 data: SessionData::default(),
-                proto,
-                handshake: tokio::sync::Mutex::new(Some(frames)),
             }),
         };
         // Register before the tasks run: a connection that ends at once must
@@ -149,32 +167,14 @@ impl Session {
             tracing::info!(id = %displaced.id(), "a new session took this id: closing the old one");
             displaced.close();
         }
-        tokio::spawn(write_loop(
-            writer,
-            rx,
-            session.clone(),
-            session.inner.peer.config.write_timeout,
-        ));
         if let Some(worker_rx) = worker_rx {
             tokio::spawn(in_order_worker(worker_rx, session.clone()));
         }
-        if let Err(status) = session.run_connect_hooks(dialed).await {
+        if let Err(status) = session.connect(link, dialed, false).await {
             tracing::debug!(id = %session.id(), %status, "a plugin refused the connection");
             session.close();
             session.run_disconnect_hooks().await;
             return Err(status);
-        }
-        let frames = session.inner.handshake.lock().await.take();
-        match frames {
-            Some(frames) => {
-                tokio::spawn(read_loop(frames, session.clone()));
-            }
-            None => {
-                session.close();
-                return Err(Status::conn_closed(
-                    "the connection ended during its handshake",
-                ));
-            }
         }
         tracing::debug!(id = %session.id(), remote = %session.inner.remote, "session started");
         if session.inner.peer.is_closed() {
@@ -184,10 +184,140 @@ impl Session {
         Ok(session)
     }
 
-    async fn run_connect_hooks(&self, dialed: bool) -> Result<(), Status> {
+    /// Runs the connect hooks on a new link, then makes it the session's
+    /// connection and starts reading it.
+    pub(crate) async fn connect(
+        &self,
+        link: Arc<Link>,
+        dialed: bool,
+        is_redial: bool,
+    ) -> Result<(), Status> {
+        let hooks = HANDSHAKE.scope(
+            (self.key(), link.clone()),
+            self.run_connect_hooks(dialed, is_redial),
+        );
+        if let Err(status) = hooks.await {
+            link.down.cancel();
+            return Err(status);
+        }
+        let Some(frames) = link.frames.lock().await.take() else {
+            link.down.cancel();
+            return Err(Status::conn_closed(
+                "the connection ended during its handshake",
+            ));
+        };
+        *self.inner.link.write().unwrap_or_else(|e| e.into_inner()) = link.clone();
+        let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        self.inner
+            .state
+            .send_replace(SessionState::Connected { generation });
+        tokio::spawn(read_loop(frames, self.clone(), link));
+        Ok(())
+    }
+
+    /// This session's identity within the handshake task-local.
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// The connection being set up, inside one of this session's connect hooks.
+    fn handshake_link(&self) -> Option<Arc<Link>> {
+        HANDSHAKE
+            .try_with(|(key, link)| (*key == self.key()).then(|| link.clone()))
+            .ok()
+            .flatten()
+    }
+
+    pub(crate) fn link(&self) -> Arc<Link> {
+        self.inner
+            .link
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The connection to send on: inside a connect hook the one being set up;
+    /// otherwise the current one, waiting through a redial for the next.
+    async fn live_link(&self) -> Result<Arc<Link>, Status> {
+        if let Some(link) = self.handshake_link() {
+            return Ok(link);
+        }
+        let mut state = self.inner.state.subscribe();
+        loop {
+            if self.is_closed() {
+                return Err(Status::conn_closed("session is closed"));
+            }
+            let link = self.link();
+            if !link.down.is_cancelled() {
+                return Ok(link);
+            }
+            if self.inner.redial.is_none() {
+                return Err(Status::conn_closed("connection lost"));
+            }
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() {
+                    return Err(Status::conn_closed("session is closed"));
+                },
+                () = self.inner.closed.cancelled() => {}
+            }
+        }
+    }
+
+    /// The connection ended: its pending pulls end with 102, its handlers
+    /// are stopped, `post_disconnect` runs, then the session redials or
+    /// closes.
+    pub(crate) async fn link_lost(&self, link: &Arc<Link>) {
+        link.down.cancel();
+        if !Arc::ptr_eq(&self.link(), link) {
+            return;
+        }
+        self.pending().clear();
+        for (_, token) in self.serving().drain() {
+            token.cancel();
+        }
+        self.run_disconnect_hooks().await;
+        if self.is_closed() {
+            return;
+        }
+        if self.inner.redial.is_some() && !self.inner.peer.is_closed() {
+            self.inner.state.send_replace(SessionState::Reconnecting);
+            tracing::info!(id = %self.id(), "connection lost: redialing");
+            tokio::spawn(redial::run(self.clone()));
+        } else {
+            self.close();
+        }
+    }
+
+    /// One redial attempt. (Boxed: connecting starts a read loop whose end
+    /// may redial, so the future type would otherwise contain itself.)
+    pub(crate) fn redial_once(&self) -> BoxFuture<'_, Result<(), Status>> {
+        Box::pin(async move {
+            let Some(plan) = &self.inner.redial else {
+                return Err(Status::invalid_operation("this session does not redial"));
+            };
+            let peer = self.peer();
+            peer.pre_dial(&plan.addr, true).await?;
+            let (stream, local) = plan.connect(&peer).await?;
+            let config = &self.inner.peer.config;
+            let link = Link::open(
+                stream,
+                self.inner.proto.clone(),
+                local,
+                config.write_queue_len,
+                config.write_timeout,
+            );
+            self.connect(link, true, true).await
+        })
+    }
+
+    pub(crate) fn redial_plan(&self) -> Option<&Redial> {
+        self.inner.redial.as_ref()
+    }
+
+    async fn run_connect_hooks(&self, dialed: bool, is_redial: bool) -> Result<(), Status> {
         for plugin in self.inner.peer.plugins.iter() {
             if dialed {
-                plugin.post_dial(self, false).await?;
+                plugin.post_dial(self, is_redial).await?;
             } else {
                 plugin.post_accept(self).await?;
             }
@@ -205,10 +335,15 @@ impl Session {
     /// plugin's `post_accept` or `post_dial` hook (an authentication
     /// handshake, say). Elsewhere it fails with status 1 (invalid operation).
     pub async fn handshake_recv(&self) -> Result<Packet, Status> {
-        let mut guard = self.inner.handshake.lock().await;
-        let Some(frames) = guard.as_mut() else {
+        let Some(link) = self.handshake_link() else {
             return Err(Status::invalid_operation(
                 "handshake_recv is only allowed in post_accept and post_dial hooks",
+            ));
+        };
+        let mut guard = link.frames.lock().await;
+        let Some(frames) = guard.as_mut() else {
+            return Err(Status::invalid_operation(
+                "the connection is already being read",
             ));
         };
         let next = match self.inner.peer.config.read_timeout {
@@ -248,9 +383,9 @@ impl Session {
         }
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> &Addr {
-        &self.inner.local
+    /// This side's address on the current connection.
+    pub fn local_addr(&self) -> Addr {
+        self.link().local.clone()
     }
 
     /// The other side's address.
@@ -268,9 +403,27 @@ impl Session {
         Peer::from_shared(self.inner.peer.clone())
     }
 
-    /// Whether the session is closed (or closing).
+    /// Whether the session is closed (or closing) for good.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.is_cancelled()
+    }
+
+    /// Whether the session has a live connection (not closed, not
+    /// redialing).
+    pub fn is_connected(&self) -> bool {
+        !self.is_closed() && !self.link().down.is_cancelled()
+    }
+
+    /// Where the session stands: connected (and how many connections it has
+    /// had), reconnecting, or closed.
+    pub fn state(&self) -> SessionState {
+        *self.inner.state.borrow()
+    }
+
+    /// A receiver that sees every change of [`state`](Self::state): how a
+    /// program observes disconnects and reconnects.
+    pub fn watch_state(&self) -> watch::Receiver<SessionState> {
+        self.inner.state.subscribe()
     }
 
     /// Whether two handles are the same session.
@@ -287,14 +440,19 @@ impl Session {
             return;
         }
         self.inner.closed.cancel();
+        self.link().down.cancel();
         self.pending().clear();
         self.inner.peer.hub.remove(self);
+        // Last, so that whoever watches the state sees a finished close.
+        self.inner.state.send_replace(SessionState::Closed);
         tracing::debug!(id = %self.id(), "session closed");
     }
 
-    /// Waits until the session is closed and its connection shut down.
+    /// Waits until the session is closed for good and its connection shut
+    /// down.
     pub async fn closed(&self) {
-        self.inner.finished.cancelled().await;
+        self.inner.closed.cancelled().await;
+        self.link().finished.cancelled().await;
     }
 
     /// Pulls `uri` with `args` (encoded with the peer's default codec) and
@@ -510,7 +668,7 @@ impl Session {
         cancel.meta.add(CANCEL_SEQ_META, seq.to_string());
         let mut frame = BytesMut::new();
         if self.inner.proto.encode(&cancel, &mut frame).is_ok() {
-            let _ = self.inner.tx.try_send(frame.freeze());
+            let _ = self.link().tx.try_send(frame.freeze());
         }
     }
 
@@ -532,7 +690,7 @@ impl Session {
     }
 
     /// Handles a cancel push: stops the named pull's handler.
-    fn cancel_serving(&self, cancel: &Packet) {
+    pub(crate) fn cancel_serving(&self, cancel: &Packet) {
         let seq = cancel
             .meta
             .get_str(CANCEL_SEQ_META)
@@ -587,30 +745,44 @@ impl Session {
         self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Queues a push under the slow-consumer policy.
+    /// Queues a push under the slow-consumer policy. During a redial a
+    /// push waits for the new connection under the same policy.
     async fn queue_push(&self, packet: &Packet) -> Result<(), Status> {
         let config = &self.inner.peer.config;
         let frame = self.encode(packet)?;
         let full = || Status::write_failed("the session's write queue is full (slow consumer)");
         match config.slow_consumer {
             SlowConsumer::Wait => {
-                match tokio::time::timeout(config.slow_consumer_wait, self.inner.tx.send(frame)).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err(Status::conn_closed("session is closed")),
-                    Err(_) => Err(full()),
-                }
+                let send = async {
+                    let link = self.live_link().await?;
+                    link.send(frame).await
+                };
+                tokio::time::timeout(config.slow_consumer_wait, send)
+                    .await
+                    .unwrap_or_else(|_| Err(full()))
             }
-            SlowConsumer::Drop => self.inner.tx.try_send(frame).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => full(),
-                mpsc::error::TrySendError::Closed(_) => Status::conn_closed("session is closed"),
-            }),
-            SlowConsumer::Close => self.inner.tx.try_send(frame).map_err(|e| {
-                if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                    tracing::warn!(id = %self.id(), "slow consumer: closing the session");
-                    self.close();
+            SlowConsumer::Drop | SlowConsumer::Close => {
+                let link = match self.handshake_link() {
+                    Some(link) => link,
+                    None => self.link(),
+                };
+                if link.down.is_cancelled() {
+                    return Err(Status::conn_closed("connection lost"));
                 }
-                Status::conn_closed("session closed: slow consumer")
-            }),
+                link.tx.try_send(frame).map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_)
+                        if config.slow_consumer == SlowConsumer::Drop =>
+                    {
+                        full()
+                    }
+                    mpsc::error::TrySendError::Full(_) => {
+                        tracing::warn!(id = %self.id(), "slow consumer: closing the session");
+                        self.close();
+                        Status::conn_closed("session closed: slow consumer")
+                    }
+                    mpsc::error::TrySendError::Closed(_) => Status::conn_closed("connection lost"),
+                })
+            }
         }
     }
 
@@ -626,18 +798,44 @@ impl Session {
         Ok(frame.freeze())
     }
 
-    /// Encodes and queues one packet, without hooks.
+    /// Encodes and queues one packet, without hooks, on the live connection
+    /// (waiting through a redial).
     pub(crate) async fn queue_packet(&self, packet: &Packet) -> Result<(), Status> {
         let frame = self.encode(packet)?;
-        self.inner
-            .tx
-            .send(frame)
+        self.live_link().await?.send(frame).await
+    }
+
+    /// Encodes and queues one packet on a given connection (a reply goes
+    /// back on the connection its pull came on, never on a newer one).
+    pub(crate) async fn queue_on(&self, link: &Link, packet: &Packet) -> Result<(), Status> {
+        let frame = self.encode(packet)?;
+        link.send(frame).await
+    }
+
+    /// Waits for room to run one more handler (the read loop stops reading
+    /// meanwhile: backpressure instead of unbounded spawning).
+    pub(crate) async fn handler_permits(&self) -> Option<Permits> {
+        let own = self.inner.handlers.clone().acquire_owned().await.ok()?;
+        let peer = self
+            .inner
+            .peer
+            .handlers
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| Status::conn_closed("session is closed"))
+            .ok()?;
+        Some((own, peer))
+    }
+
+    pub(crate) fn in_order_queue(&self) -> Option<&mpsc::Sender<Job>> {
+        self.inner.in_order.as_ref()
     }
 
     /// Runs the reply read hooks, then hands the reply to its pull.
-    async fn receive_reply(&self, mut reply: Packet) {
+    pub(crate) async fn receive_reply(&self, mut reply: Packet) {
+        if self.inner.peer.plugins.is_empty() {
+            return self.complete_pull(reply);
+        }
         for plugin in self.inner.peer.plugins.iter() {
             let hooked = async {
                 plugin.post_read_reply_header(self, &mut reply).await?;
@@ -684,257 +882,4 @@ impl Drop for PendingGuard<'_> {
             self.session.send_cancel(self.seq);
         }
     }
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut rx: mpsc::Receiver<Bytes>,
-    session: Session,
-    write_timeout: Option<Duration>,
-) {
-    let closed = session.inner.closed.clone();
-    let mut batch = BytesMut::with_capacity(WRITE_BATCH);
-    let mut broken = false;
-    loop {
-        let first = tokio::select! {
-            biased;
-            frame = rx.recv() => frame,
-            () = closed.cancelled() => None,
-        };
-        let Some(first) = first else { break };
-        batch.extend_from_slice(&first);
-        // Coalesce whatever else is already queued into the same write.
-        while batch.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(frame) => batch.extend_from_slice(&frame),
-                Err(_) => break,
-            }
-        }
-        let written = {
-            let write = write_all(&mut writer, &batch, write_timeout);
-            tokio::pin!(write);
-            tokio::select! {
-                biased;
-                result = &mut write => result,
-                // Closing while a write is stuck (the other side stopped
-                // reading): it gets the flush time, no more, or closing would
-                // wait forever when no write timeout is set.
-                () = closed.cancelled() => tokio::time::timeout(write_timeout.unwrap_or(CLOSE_FLUSH), &mut write)
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-            }
-        };
-        if let Err(e) = written {
-            tracing::debug!(id = %session.id(), error = %e, "write failed: closing the session");
-            session.close();
-            // A frame may be half written: nothing more can go on this stream.
-            broken = true;
-            break;
-        }
-        batch.clear();
-    }
-    // Flush what was queued before the close (replies of finished handlers),
-    // then shut the connection down.
-    rx.close();
-    if !broken {
-        batch.clear();
-        while let Ok(frame) = rx.try_recv() {
-            batch.extend_from_slice(&frame);
-        }
-        if !batch.is_empty() {
-            let _ = write_all(
-                &mut writer,
-                &batch,
-                Some(write_timeout.unwrap_or(CLOSE_FLUSH)),
-            )
-            .await;
-        }
-        let _ = tokio::time::timeout(CLOSE_FLUSH, writer.shutdown()).await;
-    }
-    session.inner.finished.cancel();
-}
-
-async fn write_all<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    bytes: &[u8],
-    limit: Option<Duration>,
-) -> std::io::Result<()> {
-    let write = async {
-        writer.write_all(bytes).await?;
-        writer.flush().await
-    };
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, write)
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
-        None => write.await,
-    }
-}
-
-async fn read_loop(mut frames: Frames, session: Session) {
-    let shared = session.inner.peer.clone();
-    let read_timeout = shared.config.read_timeout;
-    let closed = session.inner.closed.clone();
-    let too_old = async {
-        match shared.config.max_session_age {
-            Some(age) => tokio::time::sleep(age).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(too_old);
-    loop {
-        if let Err(status) = pre_read_header(&session).await {
-            tracing::debug!(id = %session.id(), %status, "a plugin closed the session");
-            break;
-        }
-        let next = async {
-            match read_timeout {
-                Some(limit) => tokio::time::timeout(limit, frames.next()).await.ok(),
-                None => Some(frames.next().await),
-            }
-        };
-        let next = tokio::select! {
-            () = closed.cancelled() => break,
-            () = &mut too_old => {
-                tracing::debug!(id = %session.id(), "session reached its maximum age: closing it");
-                break;
-            }
-            next = next => next,
-        };
-        match next {
-            None => {
-                tracing::debug!(id = %session.id(), "read timeout: closing the session");
-                break;
-            }
-            Some(None) => break,
-            Some(Some(Ok(Ok(packet)))) => {
-                if !dispatch_packet(&session, packet).await {
-                    break;
-                }
-            }
-            Some(Some(Ok(Err(ProtoError::UnknownPacketType(t))))) => {
-                tracing::warn!(id = %session.id(), mtype = t, "unknown message type (405): closing the session");
-                break;
-            }
-            Some(Some(Ok(Err(e)))) => {
-                tracing::warn!(id = %session.id(), error = %e, "dropped a malformed frame");
-            }
-            Some(Some(Err(e))) => {
-                tracing::warn!(id = %session.id(), error = %e, "unreadable stream: closing the session");
-                break;
-            }
-        }
-    }
-    session.close();
-    session.run_disconnect_hooks().await;
-}
-
-async fn pre_read_header(session: &Session) -> Result<(), Status> {
-    for plugin in session.inner.peer.plugins.iter() {
-        plugin.pre_read_header(session).await?;
-    }
-    Ok(())
-}
-
-/// The read loop's framing: a frame that is malformed but was consumed whole
-/// ([`ProtoError::is_stream_intact`]: failed filter, bad field) is an item,
-/// so the loop can drop it and go on. Returned as a decoder error, it would
-/// end the stream: tokio-util's `FramedRead` yields `None` after any decoder
-/// error, which the loop would take for the connection closing.
-struct ReadCodec(PacketCodec);
-
-impl ReadCodec {
-    fn lenient(
-        decoded: Result<Option<Packet>, ProtoError>,
-    ) -> Result<Option<Result<Packet, ProtoError>>, ProtoError> {
-        match decoded {
-            Ok(packet) => Ok(packet.map(Ok)),
-            Err(e) if e.is_stream_intact() => Ok(Some(Err(e))),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-impl Decoder for ReadCodec {
-    type Item = Result<Packet, ProtoError>;
-    type Error = ProtoError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
-        Self::lenient(self.0.decode(src))
-    }
-
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
-        Self::lenient(self.0.decode_eof(src))
-    }
-}
-
-/// The permits a handler holds while it runs: one of its session's, one of
-/// the peer's.
-pub(crate) type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
-
-/// Waits for room to run one more handler (the read loop stops reading
-/// meanwhile: backpressure instead of unbounded spawning).
-async fn handler_permits(session: &Session) -> Option<Permits> {
-    let own = session.inner.handlers.clone().acquire_owned().await.ok()?;
-    let peer = session.inner.peer.handlers.clone().acquire_owned().await.ok()?;
-    Some((own, peer))
-}
-
-/// Runs a session's handlers one at a time, in arrival order.
-async fn in_order_worker(mut rx: mpsc::Receiver<(Packet, Permits)>, session: Session) {
-    while let Some((packet, permits)) = rx.recv().await {
-        match packet.ptype {
-            PacketType::Pull => {
-                let cancel = session.serving_started(packet.seq);
-                dispatch::serve_pull(session.clone(), packet, cancel).await;
-            }
-            _ => dispatch::serve_push(session.clone(), packet).await,
-        }
-        drop(permits);
-    }
-}
-
-/// Routes one incoming packet; false means the session must close.
-async fn dispatch_packet(session: &Session, packet: Packet) -> bool {
-    match packet.ptype {
-        PacketType::Reply if session.inner.peer.plugins.is_empty() => session.complete_pull(packet),
-        PacketType::Reply => session.receive_reply(packet).await,
-        PacketType::Push if packet.uri == CANCEL_URI => session.cancel_serving(&packet),
-        PacketType::Pull if session.inner.peer.is_draining() => {
-            let mut reply = Packet::new(PacketType::Reply, packet.seq, "");
-            reply.status = Status::conn_closed("the peer is shutting down");
-            reply.xfer = packet.xfer;
-            let _ = session.queue_packet(&reply).await;
-        }
-        PacketType::Push if session.inner.peer.is_draining() => {
-            tracing::debug!(id = %session.id(), uri = %packet.uri, "push dropped: the peer is shutting down");
-        }
-        PacketType::Pull | PacketType::Push => {
-            let Some(permits) = handler_permits(session).await else {
-                return false;
-            };
-            if let Some(worker) = &session.inner.in_order {
-                return worker.send((packet, permits)).await.is_ok();
-            }
-            if packet.ptype == PacketType::Pull {
-                let cancel = session.serving_started(packet.seq);
-                let session = session.clone();
-                tokio::spawn(async move {
-                    dispatch::serve_pull(session, packet, cancel).await;
-                    drop(permits);
-                });
-            } else {
-                let session = session.clone();
-                tokio::spawn(async move {
-                    dispatch::serve_push(session, packet).await;
-                    drop(permits);
-                });
-            }
-        }
-        PacketType::AuthPull | PacketType::AuthReply => {
-            tracing::warn!(id = %session.id(), "auth message on a session without auth: closing it");
-            return false;
-        }
-    }
-    true
 }

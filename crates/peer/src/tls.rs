@@ -145,7 +145,14 @@ impl Peer {
         let name = ServerName::try_from(server_name.to_owned()).map_err(|e| {
             Status::dial_failed(format!("invalid server name {server_name:?}: {e}"))
         })?;
-        self.pre_dial(&addr).await?;
+        self.pre_dial(&addr, false).await?;
+        let redial = self.redial_plan(
+            &addr,
+            crate::redial::Dialer::Tls {
+                name: name.clone(),
+                config: config.clone(),
+            },
+        );
         let (conn, local) = self.connect(&addr).await?;
         let connector = TlsConnector::from(config);
         let timeout = self.config().dial_timeout;
@@ -159,14 +166,16 @@ impl Peer {
                     .await
                     .map_err(|_| Status::dial_failed("tls handshake timed out"))?
                     .map_err(tls_failed)?;
-                self.start_dialed(tls, proto, local, addr.clone()).await?
+                self.start_dialed(tls, proto, local, addr.clone(), redial)
+                    .await?
             }
             crate::peer::Conn::Unix(unix) => {
                 let tls = tokio::time::timeout(timeout, connector.connect(name, unix))
                     .await
                     .map_err(|_| Status::dial_failed("tls handshake timed out"))?
                     .map_err(tls_failed)?;
-                self.start_dialed(tls, proto, local, addr.clone()).await?
+                self.start_dialed(tls, proto, local, addr.clone(), redial)
+                    .await?
             }
         };
         // A server that rejects our certificate (mutual TLS) does so after the

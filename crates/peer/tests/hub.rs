@@ -52,7 +52,7 @@ async fn hub_counts_finds_renames_broadcasts_and_closes() {
             let id: String = s.pull("/id", &()).await.unwrap().decode().unwrap();
             let found = server.get_session(&id).expect("get_session");
             assert_eq!(&*found.id(), id);
-            assert_eq!(found.remote_addr(), s.local_addr());
+            assert_eq!(found.remote_addr(), &s.local_addr());
             assert!(client.get_session(&s.id()).unwrap().ptr_eq(s));
         }
         assert!(server.get_session("no such id").is_none());

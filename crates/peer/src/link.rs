@@ -1,0 +1,341 @@
+//! [`Link`]: one connection of a session, with its writer and reader tasks.
+//!
+//! A session outlives its connections when it redials: each connection is a
+//! link. The writer task owns the write half and writes queued frames,
+//! several per system call when they pile up (frames are encoded by whoever
+//! sends them, so they never interleave on the wire). The read loop decodes
+//! frames and dispatches them: replies to their waiting pull, pulls and
+//! pushes to handler tasks. When the link goes down the session decides what
+//! follows (redial, or close).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use jaunt_socket::{Packet, PacketCodec, PacketType, Proto, ProtoError, Status};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::sync::CancellationToken;
+
+use crate::call::CANCEL_URI;
+use crate::{dispatch, Addr, Session};
+
+/// Frames are gathered into one write up to this many bytes.
+const WRITE_BATCH: usize = 64 * 1024;
+/// How long a closing link may spend flushing its queue when no write
+/// timeout is configured.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+
+/// The decoded frames of a connection: a malformed but whole frame is an
+/// inner `Err` (drop it and go on); an outer `Err` ends the stream.
+pub(crate) type Frames =
+    Box<dyn Stream<Item = Result<Result<Packet, ProtoError>, ProtoError>> + Send + Unpin>;
+
+/// One connection.
+pub(crate) struct Link {
+    /// The writer task's queue.
+    pub(crate) tx: mpsc::Sender<Bytes>,
+    /// This side's address on the connection.
+    pub(crate) local: Addr,
+    /// Fired when the connection ends (or the session closes).
+    pub(crate) down: CancellationToken,
+    /// Fired when the writer has flushed and shut the connection down.
+    pub(crate) finished: CancellationToken,
+    /// The frame reader while the connect hooks run; the read loop takes it.
+    pub(crate) frames: tokio::sync::Mutex<Option<Frames>>,
+}
+
+impl Link {
+    /// Splits `stream`, starts its writer task, and keeps its reader for the
+    /// connect hooks and then the read loop.
+    pub(crate) fn open<S>(
+        stream: S,
+        proto: Arc<dyn Proto>,
+        local: Addr,
+        queue_len: usize,
+        write_timeout: Option<Duration>,
+    ) -> Arc<Link>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (reader, writer) = tokio::io::split(stream);
+        let frames: Frames = Box::new(FramedRead::new(
+            reader,
+            ReadCodec(PacketCodec::from_arc(proto)),
+        ));
+        let (tx, rx) = mpsc::channel(queue_len.max(1));
+        let link = Arc::new(Link {
+            tx,
+            local,
+            down: CancellationToken::new(),
+            finished: CancellationToken::new(),
+            frames: tokio::sync::Mutex::new(Some(frames)),
+        });
+        tokio::spawn(write_loop(writer, rx, link.clone(), write_timeout));
+        link
+    }
+
+    /// Queues an encoded frame.
+    pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Status> {
+        if self.down.is_cancelled() {
+            return Err(Status::conn_closed("connection lost"));
+        }
+        self.tx
+            .send(frame)
+            .await
+            .map_err(|_| Status::conn_closed("connection lost"))
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<Bytes>,
+    link: Arc<Link>,
+    write_timeout: Option<Duration>,
+) {
+    let down = link.down.clone();
+    let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+    let mut broken = false;
+    loop {
+        let first = tokio::select! {
+            biased;
+            frame = rx.recv() => frame,
+            () = down.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        batch.extend_from_slice(&first);
+        // Coalesce whatever else is already queued into the same write.
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(frame) => batch.extend_from_slice(&frame),
+                Err(_) => break,
+            }
+        }
+        let written = {
+            let write = write_all(&mut writer, &batch, write_timeout);
+            tokio::pin!(write);
+            tokio::select! {
+                biased;
+                result = &mut write => result,
+                // Closing while a write is stuck (the other side stopped
+                // reading): it gets the flush time, no more, or closing would
+                // wait forever when no write timeout is set.
+                () = down.cancelled() => tokio::time::timeout(write_timeout.unwrap_or(CLOSE_FLUSH), &mut write)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+            }
+        };
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "write failed: the connection is lost");
+            link.down.cancel();
+            // A frame may be half written: nothing more can go on this stream.
+            broken = true;
+            break;
+        }
+        batch.clear();
+    }
+    // Flush what was queued before the close (replies of finished handlers),
+    // then shut the connection down.
+    rx.close();
+    if !broken {
+        batch.clear();
+        while let Ok(frame) = rx.try_recv() {
+            batch.extend_from_slice(&frame);
+        }
+        if !batch.is_empty() {
+            let _ = write_all(
+                &mut writer,
+                &batch,
+                Some(write_timeout.unwrap_or(CLOSE_FLUSH)),
+            )
+            .await;
+        }
+        let _ = tokio::time::timeout(CLOSE_FLUSH, writer.shutdown()).await;
+    }
+    link.finished.cancel();
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+    limit: Option<Duration>,
+) -> std::io::Result<()> {
+    let write = async {
+        writer.write_all(bytes).await?;
+        writer.flush().await
+    };
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, write)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+        None => write.await,
+    }
+}
+
+/// Reads and dispatches the link's frames until it goes down, then tells
+/// the session.
+pub(crate) async fn read_loop(mut frames: Frames, session: Session, link: Arc<Link>) {
+    let config = &session.shared().config;
+    let read_timeout = config.read_timeout;
+    let too_old = async {
+        match config.max_session_age {
+            Some(age) => tokio::time::sleep(age).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(too_old);
+    loop {
+        if let Err(status) = pre_read_header(&session).await {
+            tracing::debug!(id = %session.id(), %status, "a plugin closed the session");
+            session.close();
+            break;
+        }
+        let next = async {
+            match read_timeout {
+                Some(limit) => tokio::time::timeout(limit, frames.next()).await.ok(),
+                None => Some(frames.next().await),
+            }
+        };
+        let next = tokio::select! {
+            () = link.down.cancelled() => break,
+            () = &mut too_old => {
+                tracing::debug!(id = %session.id(), "session reached its maximum age: closing it");
+                session.close();
+                break;
+            }
+            next = next => next,
+        };
+        match next {
+            None => {
+                tracing::debug!(id = %session.id(), "read timeout: closing the session");
+                session.close();
+                break;
+            }
+            Some(None) => break,
+            Some(Some(Ok(Ok(packet)))) => {
+                if !dispatch_packet(&session, &link, packet).await {
+                    break;
+                }
+            }
+            Some(Some(Ok(Err(ProtoError::UnknownPacketType(t))))) => {
+                tracing::warn!(id = %session.id(), mtype = t, "unknown message type (405): closing the connection");
+                break;
+            }
+            Some(Some(Ok(Err(e)))) => {
+                tracing::warn!(id = %session.id(), error = %e, "dropped a malformed frame");
+            }
+            Some(Some(Err(e))) => {
+                tracing::warn!(id = %session.id(), error = %e, "unreadable stream: closing the connection");
+                break;
+            }
+        }
+    }
+    session.link_lost(&link).await;
+}
+
+async fn pre_read_header(session: &Session) -> Result<(), Status> {
+    for plugin in session.shared().plugins.iter() {
+        plugin.pre_read_header(session).await?;
+    }
+    Ok(())
+}
+
+/// The read loop's framing: a frame that is malformed but was consumed whole
+/// ([`ProtoError::is_stream_intact`]: failed filter, bad field) is an item,
+/// so the loop can drop it and go on. Returned as a decoder error, it would
+/// end the stream: tokio-util's `FramedRead` yields `None` after any decoder
+/// error, which the loop would take for the connection closing.
+struct ReadCodec(PacketCodec);
+
+impl ReadCodec {
+    fn lenient(
+        decoded: Result<Option<Packet>, ProtoError>,
+    ) -> Result<Option<Result<Packet, ProtoError>>, ProtoError> {
+        match decoded {
+            Ok(packet) => Ok(packet.map(Ok)),
+            Err(e) if e.is_stream_intact() => Ok(Some(Err(e))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Decoder for ReadCodec {
+    type Item = Result<Packet, ProtoError>;
+    type Error = ProtoError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
+        Self::lenient(self.0.decode(src))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
+        Self::lenient(self.0.decode_eof(src))
+    }
+}
+
+/// The permits a handler holds while it runs: one of its session's, one of
+/// the peer's.
+pub(crate) type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+/// What the in-order worker runs: a message, the link it came on (its reply
+/// goes back there), and the handler's permits.
+pub(crate) type Job = (Packet, Arc<Link>, Permits);
+
+/// Runs a session's handlers one at a time, in arrival order.
+pub(crate) async fn in_order_worker(mut rx: mpsc::Receiver<Job>, session: Session) {
+    while let Some((packet, link, permits)) = rx.recv().await {
+        match packet.ptype {
+            PacketType::Pull => {
+                let cancel = session.serving_started(packet.seq);
+                dispatch::serve_pull(session.clone(), link, packet, cancel).await;
+            }
+            _ => dispatch::serve_push(session.clone(), packet).await,
+        }
+        drop(permits);
+    }
+}
+
+/// Routes one incoming packet; false means the link must close.
+async fn dispatch_packet(session: &Session, link: &Arc<Link>, packet: Packet) -> bool {
+    match packet.ptype {
+        PacketType::Reply => session.receive_reply(packet).await,
+        PacketType::Push if packet.uri == CANCEL_URI => session.cancel_serving(&packet),
+        PacketType::Pull if session.shared().is_draining() => {
+            let mut reply = Packet::new(PacketType::Reply, packet.seq, "");
+            reply.status = Status::conn_closed("the peer is shutting down");
+            reply.xfer = packet.xfer;
+            let _ = session.queue_on(link, &reply).await;
+        }
+        PacketType::Push if session.shared().is_draining() => {
+            tracing::debug!(id = %session.id(), uri = %packet.uri, "push dropped: the peer is shutting down");
+        }
+        PacketType::Pull | PacketType::Push => {
+            let Some(permits) = session.handler_permits().await else {
+                return false;
+            };
+            if let Some(worker) = session.in_order_queue() {
+                return worker.send((packet, link.clone(), permits)).await.is_ok();
+            }
+            let session = session.clone();
+            if packet.ptype == PacketType::Pull {
+                let cancel = session.serving_started(packet.seq);
+                let link = link.clone();
+                tokio::spawn(async move {
+                    dispatch::serve_pull(session, link, packet, cancel).await;
+                    drop(permits);
+                });
+            } else {
+                tokio::spawn(async move {
+                    dispatch::serve_push(session, packet).await;
+                    drop(permits);
+                });
+            }
+        }
+        PacketType::AuthPull | PacketType::AuthReply => {
+            tracing::warn!(id = %session.id(), "auth message on a session without auth: closing it");
+            return false;
+        }
+    }
+    true
+}
