@@ -11,7 +11,7 @@
 //! The example is not compiled here (a proc-macro crate cannot use its own
 //! macros in doc tests); the `jaunt` crate's documentation runs the same one.
 //!
-//! ```ignore
+//! ```text
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //! use jaunt::{PullCtx, PushCtx, Router, Status};
 //!
@@ -51,7 +51,7 @@ use proc_macro::TokenStream;
 /// Makes the `async fn`s of an inherent `impl` block routes, and implements
 /// `jaunt::router::Controller` for the type.
 ///
-/// ```ignore
+/// ```text
 /// #[jaunt::controller]
 /// impl Math {
 ///     async fn add(&self, ctx: &PullCtx, args: Vec<i64>) -> Result<i64, Status> { .. }
