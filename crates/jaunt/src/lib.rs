@@ -101,6 +101,8 @@ pub use async_trait::async_trait;
 pub use bytes::Bytes;
 pub use jaunt_codec::{ids as codec_ids, Pb, RawBody};
 pub use jaunt_macros::controller;
+#[cfg(feature = "restart")]
+pub use jaunt_peer::restart;
 #[cfg(feature = "tls")]
 pub use jaunt_peer::tls;
 pub use jaunt_peer::{

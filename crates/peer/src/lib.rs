@@ -58,6 +58,8 @@ mod link;
 mod peer;
 mod plugin;
 mod redial;
+#[cfg(feature = "restart")]
+pub mod restart;
 mod session;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -73,6 +75,8 @@ pub use data::SessionData;
 pub use peer::{Peer, PeerBuilder, PeerError};
 pub use plugin::{Plugin, PluginGroups, RouteKind, RoutePlugin};
 pub use session::{Session, SessionState};
+#[cfg(feature = "restart")]
+pub use restart::Inherited;
 
 /// The router with this crate's contexts: handlers are
 /// `async fn(PullCtx, T) -> Result<R, Status>` and `async fn(PushCtx, T)`.

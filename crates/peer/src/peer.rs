@@ -154,6 +154,8 @@ impl PeerBuilder {
             closed: CancellationToken::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             listeners: Mutex::new(Vec::new()),
+            #[cfg(feature = "restart")]
+            handover: crate::restart::Handover::default(),
         })))
     }
 }
@@ -189,6 +191,9 @@ pub(crate) struct PeerShared {
     /// One permit per running handler, peer-wide.
     pub(crate) handlers: Arc<Semaphore>,
     listeners: Mutex<Vec<JoinHandle<()>>>,
+    /// The listening sockets a graceful restart hands to the new process.
+    #[cfg(feature = "restart")]
+    pub(crate) handover: crate::restart::Handover,
 }
 
 impl PeerShared {
@@ -304,6 +309,10 @@ impl Peer {
         Self { shared }
     }
 
+    pub(crate) fn shared(&self) -> &Arc<PeerShared> {
+        &self.shared
+    }
+
     /// The configuration.
     pub fn config(&self) -> &PeerConfig {
         &self.shared.config
@@ -359,6 +368,19 @@ impl Peer {
             }
             Addr::Unix(path) => Listener::Unix(UnixListener::bind(path)?),
         };
+        self.serve_listener(addr, listener, proto, upgrade).await
+    }
+
+    /// Serves a bound listener: runs `post_listen`, starts the accept loop.
+    pub(crate) async fn serve_listener(
+        &self,
+        addr: Addr,
+        listener: Listener,
+        proto: Arc<dyn Proto>,
+        upgrade: Upgrade,
+    ) -> Result<Addr, PeerError> {
+        #[cfg(feature = "restart")]
+        self.shared.handover.keep(&addr, &listener)?;
         let local = match &listener {
             Listener::Tcp(l) => Addr::Tcp(l.local_addr()?),
             Listener::Unix(_) => addr.clone(),
@@ -432,7 +454,12 @@ impl Peer {
                 }
             }
         }
-        if let (Listener::Unix(_), Addr::Unix(path)) = (&listener, &local) {
+        #[cfg(feature = "restart")]
+        let handed_over = self.shared.handover.is_handed_over();
+        #[cfg(not(feature = "restart"))]
+        let handed_over = false;
+        if let (Listener::Unix(_), Addr::Unix(path), false) = (&listener, &local, handed_over) {
+            // (After a graceful restart the new process serves this socket.)
             let _ = std::fs::remove_file(path);
         }
     }
@@ -702,19 +729,28 @@ impl Peer {
         drained && closed
     }
 
-    /// Waits for SIGINT or SIGTERM, then [`shutdown`](Self::shutdown)s.
-    pub async fn shutdown_on_signal(&self, timeout: Duration) -> std::io::Result<bool> {
+    /// Registers for SIGINT and SIGTERM now (so a signal sent after this
+    /// call is not lost) and returns a future that waits for either, then
+    /// [`shutdown`](Self::shutdown)s and yields its result.
+    pub fn shutdown_on_signal(
+        &self,
+        timeout: Duration,
+    ) -> std::io::Result<impl std::future::Future<Output = bool> + Send + 'static> {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
-        tracing::info!("signal received: shutting down");
-        Ok(self.shutdown(timeout).await)
+        let mut int = signal(SignalKind::interrupt())?;
+        let peer = self.clone();
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("signal received: shutting down");
+            peer.shutdown(timeout).await
+        })
     }
 
-    async fn stop_listening(&self) {
+    pub(crate) async fn stop_listening(&self) {
         self.shared.closed.cancel();
         let listeners: Vec<_> = self.listeners().drain(..).collect();
         for task in listeners {

@@ -1,0 +1,55 @@
+//! Graceful restart: replace a running server with a new process without
+//! refusing a connection or failing a pull.
+//!
+//! ```sh
+//! cargo run --example restart -- --addr 127.0.0.1:9000
+//! kill -USR2 <pid>    # a new process takes over the socket; this one drains and exits
+//! kill -TERM <pid>    # graceful shutdown
+//! ```
+//!
+//! It serves pull `/who` (a number → `[pid, number]`, so a client can see
+//! which process answered) and prints `LISTENING <addr> pid <pid>` once it
+//! accepts connections.
+
+use std::io::Write;
+use std::time::Duration;
+
+use jaunt::prelude::*;
+use jaunt::restart::Inherited;
+
+fn parse_addr() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.iter()
+        .position(|a| a == "--addr")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| "127.0.0.1:0".to_owned())
+}
+
+#[tokio::main]
+pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = parse_addr();
+    let pid = std::process::id();
+    let mut inherited = Inherited::from_env();
+
+    let mut router = Router::new();
+    router.pull("/who", move |_: PullCtx, n: u64| async move {
+        // A little work, so that pulls are in flight during the hand-over.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        Ok::<_, Status>((pid, n))
+    })?;
+    let peer = Peer::new(router);
+    let bound = peer.listen_inherited(&mut inherited, addr.as_str()).await?;
+
+    // Register for the signals before announcing that we serve.
+    let restart = peer.restart_on_signal(Duration::from_secs(10))?;
+    let shutdown = peer.shutdown_on_signal(Duration::from_secs(10))?;
+    println!("LISTENING {bound} pid {pid}");
+    std::io::stdout().flush()?;
+    inherited.ready()?;
+
+    tokio::select! {
+        new_pid = restart => eprintln!("pid {pid}: handed over to pid {}, drained", new_pid?),
+        drained = shutdown => eprintln!("pid {pid}: shut down (drained: {drained})"),
+    }
+    Ok(())
+}
