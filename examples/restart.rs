@@ -25,6 +25,7 @@ fn parse_addr() -> String {
         .unwrap_or_else(|| "127.0.0.1:0".to_owned())
 }
 
+/// Serves until SIGUSR2 (hand over, drain, exit) or SIGTERM/SIGINT (drain, exit).
 #[tokio::main]
 pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = parse_addr();
