@@ -74,9 +74,9 @@ pub use context::{PullCtx, PushCtx};
 pub use data::SessionData;
 pub use peer::{Peer, PeerBuilder, PeerError};
 pub use plugin::{Plugin, PluginGroups, RouteKind, RoutePlugin};
-pub use session::{Session, SessionState};
 #[cfg(feature = "restart")]
 pub use restart::Inherited;
+pub use session::{Session, SessionState};
 
 /// The router with this crate's contexts: handlers are
 /// `async fn(PullCtx, T) -> Result<R, Status>` and `async fn(PushCtx, T)`.

@@ -14,12 +14,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use jaunt_socket::{Packet, PacketCodec, PacketType, Proto, ProtoError, Status};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use crate::call::CANCEL_URI;
+use crate::peer::Conn;
 use crate::{dispatch, Addr, Session};
 
 /// Frames are gathered into one write up to this many bytes.
@@ -50,17 +51,14 @@ pub(crate) struct Link {
 impl Link {
     /// Splits `stream`, starts its writer task, and keeps its reader for the
     /// connect hooks and then the read loop.
-    pub(crate) fn open<S>(
-        stream: S,
+    pub(crate) fn open(
+        conn: Conn,
         proto: Arc<dyn Proto>,
         local: Addr,
         queue_len: usize,
         write_timeout: Option<Duration>,
-    ) -> Arc<Link>
-    where
-        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
-        let (reader, writer) = tokio::io::split(stream);
+    ) -> Arc<Link> {
+        let (reader, writer) = conn.into_halves();
         let frames: Frames = Box::new(FramedRead::new(
             reader,
             ReadCodec(PacketCodec::from_arc(proto)),

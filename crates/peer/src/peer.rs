@@ -473,8 +473,7 @@ impl Peer {
         upgrade: Upgrade,
     ) -> Result<Session, Status> {
         match (conn, upgrade) {
-            (Conn::Tcp(tcp), Upgrade::None) => self.start(tcp, proto, local, remote).await,
-            (Conn::Unix(unix), Upgrade::None) => self.start(unix, proto, local, remote).await,
+            (conn, Upgrade::None) => self.start(conn, proto, local, remote).await,
             #[cfg(feature = "tls")]
             (Conn::Tcp(tcp), Upgrade::TlsServer(acceptor)) => {
                 let tls =
@@ -482,7 +481,8 @@ impl Peer {
                         .await
                         .map_err(|_| Status::wrong_conn("tls handshake timed out"))?
                         .map_err(|e| Status::wrong_conn(format!("tls handshake failed: {e}")))?;
-                self.start(tls, proto, local, remote).await
+                self.start(Conn::Other(Box::new(tls)), proto, local, remote)
+                    .await
             }
             #[cfg(feature = "tls")]
             (Conn::Unix(unix), Upgrade::TlsServer(acceptor)) => {
@@ -490,8 +490,13 @@ impl Peer {
                     .accept(unix)
                     .await
                     .map_err(|e| Status::wrong_conn(format!("tls handshake failed: {e}")))?;
-                self.start(tls, proto, local, remote).await
+                self.start(Conn::Other(Box::new(tls)), proto, local, remote)
+                    .await
             }
+            #[cfg(feature = "tls")]
+            (Conn::Other(_), Upgrade::TlsServer(_)) => Err(Status::wrong_conn(
+                "tls over this connection is not supported",
+            )),
         }
     }
 
@@ -514,10 +519,7 @@ impl Peer {
         self.pre_dial(&addr, false).await?;
         let (conn, local) = self.connect(&addr).await?;
         let redial = self.redial_plan(&addr, Dialer::Plain);
-        match conn {
-            Conn::Tcp(tcp) => self.start_dialed(tcp, proto, local, addr, redial).await,
-            Conn::Unix(unix) => self.start_dialed(unix, proto, local, addr, redial).await,
-        }
+        self.start_dialed(conn, proto, local, addr, redial).await
     }
 
     /// How a session dialed to `addr` redials, if the configuration asks
@@ -562,7 +564,7 @@ impl Peer {
                     .map(Addr::Tcp)
                     .unwrap_or_else(|_| addr.clone())
             }
-            Conn::Unix(_) => Addr::Unix(Default::default()),
+            Conn::Unix(_) | Conn::Other(_) => Addr::Unix(Default::default()),
         };
         Ok((conn, local))
     }
@@ -589,51 +591,37 @@ impl Peer {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        self.start(stream, proto, Addr::Unix(Default::default()), remote)
+        let conn = Conn::Other(Box::new(stream));
+        self.start(conn, proto, Addr::Unix(Default::default()), remote)
             .await
     }
 
     /// Starts a session on an accepted (or given) stream: named after the
     /// remote address; the `post_accept` hooks run before it reads.
-    pub(crate) async fn start<S>(
+    pub(crate) async fn start(
         &self,
-        stream: S,
+        conn: Conn,
         proto: Arc<dyn Proto>,
         local: Addr,
         remote: Addr,
-    ) -> Result<Session, Status>
-    where
-        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
-        Session::start(
-            self.shared.clone(),
-            stream,
-            proto,
-            local,
-            remote,
-            false,
-            None,
-        )
-        .await
+    ) -> Result<Session, Status> {
+        Session::start(self.shared.clone(), conn, proto, local, remote, false, None).await
     }
 
     /// Starts a session on a dialed stream: named after the local address;
     /// the `post_dial` hooks run before it reads, and their error is a failed
     /// dial (105).
-    pub(crate) async fn start_dialed<S>(
+    pub(crate) async fn start_dialed(
         &self,
-        stream: S,
+        conn: Conn,
         proto: Arc<dyn Proto>,
         local: Addr,
         remote: Addr,
         redial: Option<Redial>,
-    ) -> Result<Session, Status>
-    where
-        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
+    ) -> Result<Session, Status> {
         Session::start(
             self.shared.clone(),
-            stream,
+            conn,
             proto,
             local,
             remote,
@@ -756,6 +744,10 @@ impl Peer {
         for task in listeners {
             let _ = task.await;
         }
+        // The duplicates kept for a graceful restart would keep the sockets
+        // listening: connections would still be queued, and never served.
+        #[cfg(feature = "restart")]
+        self.shared.handover.release();
     }
 }
 
@@ -764,9 +756,41 @@ pub(crate) enum Listener {
     Unix(UnixListener),
 }
 
+/// A connection of any kind (TCP, Unix, TLS over either, a user's stream).
+pub(crate) trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
+
+/// A connection to serve. TCP and Unix streams split into independent
+/// halves; other streams share one behind a lock.
 pub(crate) enum Conn {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Other(Box<dyn AsyncStream>),
+}
+
+/// A connection's read half.
+pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// A connection's write half.
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
+impl Conn {
+    /// Splits the connection for the reader and writer tasks.
+    pub(crate) fn into_halves(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            Self::Tcp(tcp) => {
+                let (r, w) = tcp.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Self::Unix(unix) => {
+                let (r, w) = unix.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Self::Other(stream) => {
+                let (r, w) = tokio::io::split(stream);
+                (Box::new(r), Box::new(w))
+            }
+        }
+    }
 }
 
 impl Listener {

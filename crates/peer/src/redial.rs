@@ -7,15 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jaunt_socket::Status;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::RedialConfig;
 use crate::peer::Conn;
 use crate::{Addr, Peer, Session};
-
-/// A connection of any kind (TCP, Unix, TLS over either).
-pub(crate) trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> AsyncStream for T {}
 
 /// How a session dials again.
 pub(crate) struct Redial {
@@ -36,34 +31,33 @@ pub(crate) enum Dialer {
 
 impl Redial {
     /// Opens a new connection to the same address, the same way.
-    pub(crate) async fn connect(
-        &self,
-        peer: &Peer,
-    ) -> Result<(Box<dyn AsyncStream>, Addr), Status> {
+    pub(crate) async fn connect(&self, peer: &Peer) -> Result<(Conn, Addr), Status> {
         let (conn, local) = peer.connect(&self.addr).await?;
-        let stream: Box<dyn AsyncStream> = match &self.dialer {
-            Dialer::Plain => match conn {
-                Conn::Tcp(tcp) => Box::new(tcp),
-                Conn::Unix(unix) => Box::new(unix),
-            },
+        let conn = match &self.dialer {
+            Dialer::Plain => conn,
             #[cfg(feature = "tls")]
             Dialer::Tls { name, config } => {
                 let connector = tokio_rustls::TlsConnector::from(config.clone());
                 let failed = |e: std::io::Error| Status::dial_failed(format!("tls handshake: {e}"));
                 match conn {
-                    Conn::Tcp(tcp) => {
-                        Box::new(connector.connect(name.clone(), tcp).await.map_err(failed)?)
-                    }
-                    Conn::Unix(unix) => Box::new(
+                    Conn::Tcp(tcp) => Conn::Other(Box::new(
+                        connector.connect(name.clone(), tcp).await.map_err(failed)?,
+                    )),
+                    Conn::Unix(unix) => Conn::Other(Box::new(
                         connector
                             .connect(name.clone(), unix)
                             .await
                             .map_err(failed)?,
-                    ),
+                    )),
+                    Conn::Other(_) => {
+                        return Err(Status::dial_failed(
+                            "tls over this connection is not supported",
+                        ))
+                    }
                 }
             }
         };
-        Ok((stream, local))
+        Ok((conn, local))
     }
 }
 

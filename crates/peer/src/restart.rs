@@ -74,6 +74,12 @@ impl Handover {
         self.handed_over.load(Ordering::Acquire)
     }
 
+    /// Closes the kept descriptors (the peer stopped listening; after a
+    /// handover the new process has its own).
+    pub(crate) fn release(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, OwnedFd)>> {
         self.sockets.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -16,7 +16,6 @@ use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use jaunt_codec::{EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketType, Proto, Status};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +25,7 @@ use crate::call::{
 };
 use crate::config::{Handling, SlowConsumer};
 use crate::link::{in_order_worker, read_loop, Job, Link, Permits};
-use crate::peer::PeerShared;
+use crate::peer::{Conn, PeerShared};
 use crate::redial::{self, Redial};
 use crate::{Addr, Peer, SessionData};
 
@@ -106,18 +105,15 @@ impl Session {
     /// As in Go erpc, a dialed session is named after its local address and an
     /// accepted one after the remote address: both are unique per connection,
     /// so dialing the same server twice does not displace the first session.
-    pub(crate) async fn start<S>(
+    pub(crate) async fn start(
         peer: Arc<PeerShared>,
-        stream: S,
+        conn: Conn,
         proto: Arc<dyn Proto>,
         local: Addr,
         remote: Addr,
         dialed: bool,
         redial: Option<Redial>,
-    ) -> Result<Session, Status>
-    where
-        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
+    ) -> Result<Session, Status> {
         let named_after = if dialed { &local } else { &remote };
         let id: Arc<str> = match named_after {
             Addr::Unix(path) if path.as_os_str().is_empty() => {
@@ -127,7 +123,7 @@ impl Session {
         };
         let config = &peer.config;
         let link = Link::open(
-            stream,
+            conn,
             proto.clone(),
             local,
             config.write_queue_len,
@@ -297,10 +293,10 @@ impl Session {
             };
             let peer = self.peer();
             peer.pre_dial(&plan.addr, true).await?;
-            let (stream, local) = plan.connect(&peer).await?;
+            let (conn, local) = plan.connect(&peer).await?;
             let config = &self.inner.peer.config;
             let link = Link::open(
-                stream,
+                conn,
                 self.inner.proto.clone(),
                 local,
                 config.write_queue_len,

@@ -166,7 +166,8 @@ impl Peer {
                     .await
                     .map_err(|_| Status::dial_failed("tls handshake timed out"))?
                     .map_err(tls_failed)?;
-                self.start_dialed(tls, proto, local, addr.clone(), redial)
+                let conn = crate::peer::Conn::Other(Box::new(tls));
+                self.start_dialed(conn, proto, local, addr.clone(), redial)
                     .await?
             }
             crate::peer::Conn::Unix(unix) => {
@@ -174,8 +175,14 @@ impl Peer {
                     .await
                     .map_err(|_| Status::dial_failed("tls handshake timed out"))?
                     .map_err(tls_failed)?;
-                self.start_dialed(tls, proto, local, addr.clone(), redial)
+                let conn = crate::peer::Conn::Other(Box::new(tls));
+                self.start_dialed(conn, proto, local, addr.clone(), redial)
                     .await?
+            }
+            crate::peer::Conn::Other(_) => {
+                return Err(Status::dial_failed(
+                    "tls over this connection is not supported",
+                ))
             }
         };
         // A server that rejects our certificate (mutual TLS) does so after the
