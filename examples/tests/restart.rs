@@ -113,10 +113,12 @@ fn a_client_pulling_across_a_restart_sees_no_failure() {
         (answers, failures)
     });
 
-    assert!(failures.is_empty(), "failed pulls: {failures:?}");
-    assert!(answers.iter().all(|(_, n)| *n > 0));
+    // The new process announced itself during the loop: learn its pid first,
+    // so that it is killed even if an assertion below fails.
     let (_, new_pid) = listening(&mut lines);
     killer.0.push(new_pid);
+    assert!(failures.is_empty(), "failed pulls: {failures:?}");
+    assert!(answers.iter().all(|(_, n)| *n > 0));
     assert_ne!(new_pid, old_pid);
     assert!(
         answers.iter().any(|(pid, _)| *pid == old_pid),

@@ -151,6 +151,7 @@ impl PeerBuilder {
             handlers: Arc::new(Semaphore::new(self.config.max_handlers.max(1))),
             config: self.config,
             hub: Hub::default(),
+            accepting: CancellationToken::new(),
             closed: CancellationToken::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             listeners: Mutex::new(Vec::new()),
@@ -184,6 +185,10 @@ pub(crate) struct PeerShared {
     pub(crate) proto_config: ProtoConfig,
     pub(crate) default_proto: Arc<dyn Proto>,
     pub(crate) hub: Hub,
+    /// Cancelled when the peer stops accepting (close, shutdown, or a
+    /// graceful restart handing its sockets over).
+    accepting: CancellationToken,
+    /// Cancelled when the peer is closed: sessions still starting close.
     closed: CancellationToken,
     /// Set by [`Peer::shutdown`]: new pulls are refused while in-flight ones
     /// finish.
@@ -309,6 +314,7 @@ impl Peer {
         Self { shared }
     }
 
+    #[cfg_attr(not(feature = "restart"), allow(dead_code))]
     pub(crate) fn shared(&self) -> &Arc<PeerShared> {
         &self.shared
     }
@@ -328,6 +334,7 @@ impl Peer {
         &self.shared.proto_config
     }
 
+    #[cfg_attr(not(any(feature = "tls", feature = "restart")), allow(dead_code))]
     pub(crate) fn proto_config_default(&self) -> Arc<dyn Proto> {
         self.shared.default_proto.clone()
     }
@@ -418,10 +425,10 @@ impl Peer {
         proto: Arc<dyn Proto>,
         upgrade: Upgrade,
     ) {
-        let closed = self.shared.closed.clone();
+        let stop = self.shared.accepting.clone();
         loop {
             let accepted = tokio::select! {
-                () = closed.cancelled() => break,
+                () = stop.cancelled() => break,
                 accepted = listener.accept() => accepted,
             };
             match accepted {
@@ -676,6 +683,7 @@ impl Peer {
     /// connections are shut down.
     pub async fn close(&self) {
         self.stop_listening().await;
+        self.shared.closed.cancel();
         let sessions = self.sessions();
         for session in &sessions {
             session.close();
@@ -702,6 +710,7 @@ impl Peer {
         let drained = tokio::time::timeout_at(deadline, self.shared.handlers.acquire_many(all))
             .await
             .is_ok();
+        self.shared.closed.cancel();
         let sessions = self.sessions();
         for session in &sessions {
             session.close();
@@ -738,8 +747,9 @@ impl Peer {
         })
     }
 
+    /// Stops accepting; sessions already accepted go on.
     pub(crate) async fn stop_listening(&self) {
-        self.shared.closed.cancel();
+        self.shared.accepting.cancel();
         let listeners: Vec<_> = self.listeners().drain(..).collect();
         for task in listeners {
             let _ = task.await;

@@ -3,6 +3,7 @@
 //! data. Pulls issued meanwhile wait for the new connection within their
 //! deadline; pulls pending when the connection was lost end with 102.
 
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 

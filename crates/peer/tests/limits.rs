@@ -30,6 +30,7 @@ struct Gauge {
     max: AtomicUsize,
     started: AtomicUsize,
     finished: AtomicUsize,
+    pushed: AtomicUsize,
 }
 
 impl Gauge {
@@ -58,8 +59,10 @@ impl Gauge {
 }
 
 /// A router whose `/slow` pull sleeps `ms` and answers `n * 2`, counted by
-/// `gauge`; and `/echo` answers its argument at once.
+/// `gauge`; `/echo` answers its argument at once; the push `/note` is
+/// counted in `gauge.pushed`.
 fn slow_router(gauge: Arc<Gauge>, ms: u64) -> Router {
+    let pushed = gauge.clone();
     let mut router = Router::new();
     router
         .pull("/slow", move |_: PullCtx, n: u64| {
@@ -77,6 +80,14 @@ fn slow_router(gauge: Arc<Gauge>, ms: u64) -> Router {
             "/echo",
             |_: PullCtx, n: u64| async move { Ok::<_, Status>(n) },
         )
+        .unwrap();
+    router
+        .push("/note", move |_: PushCtx, _: u64| {
+            let gauge = pushed.clone();
+            async move {
+                gauge.pushed.fetch_add(1, Ordering::SeqCst);
+            }
+        })
         .unwrap();
     router
 }
@@ -213,7 +224,10 @@ async fn pulls_during_the_drain_are_refused_with_102() {
             err.cause().unwrap_or_default().contains("shutting down"),
             "{err}"
         );
-        // A quick pull is refused as well: it is the drain, not the load.
+        // A push is dropped (no reply to carry a refusal). The quick pull
+        // after it is refused as well: it is the drain, not the load; and its
+        // reply means the server has read the push before it.
+        session.push("/note", &1_u64).await.unwrap();
         let err = session.pull("/echo", &1_u64).await.unwrap_err();
         assert!(
             err.cause().unwrap_or_default().contains("shutting down"),
@@ -225,11 +239,21 @@ async fn pulls_during_the_drain_are_refused_with_102() {
             "a refused pull never reaches its handler"
         );
         assert!(!session.is_closed(), "refusing is a reply, not a close");
+        assert_eq!(
+            gauge.pushed.load(Ordering::SeqCst),
+            0,
+            "push during the drain"
+        );
 
         let doubled: u64 = first.await.unwrap().decode().unwrap();
         assert_eq!(doubled, 42);
         assert!(shutdown.await.unwrap());
         assert_eq!(server.session_count(), 0);
+        assert_eq!(
+            gauge.pushed.load(Ordering::SeqCst),
+            0,
+            "push during the drain"
+        );
         client.close().await;
     })
     .await;
