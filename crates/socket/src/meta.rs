@@ -1,10 +1,11 @@
 //! [`Meta`]: the ordered multimap of byte strings every packet carries.
 
 use std::fmt;
+use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::query::{pairs, quote_into, unquote};
+use crate::query::{has_escapes, pairs, quote_into, quoted_len, unquote_shared};
 use crate::ProtoError;
 
 /// Metadata of a packet: an ordered list of key/value byte strings in which a
@@ -147,20 +148,60 @@ impl Meta {
         }
     }
 
-    /// Parses the wire form. Pairs with an empty key are skipped.
-    pub fn parse(src: &[u8]) -> Result<Self, ProtoError> {
-        Self::parse_bytes(Bytes::copy_from_slice(src))
+    /// The length of the wire form, as [`write_query`](Self::write_query) writes it.
+    // Only the protobuf framing needs lengths before writing.
+    #[cfg_attr(not(feature = "pb-proto"), allow(dead_code))]
+    pub(crate) fn query_len(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(key, value)| {
+                let value_len = if value.is_empty() {
+                    0
+                } else {
+                    1 + quoted_len(value)
+                };
+                quoted_len(key) + value_len
+            })
+            .sum::<usize>()
+            + self.entries.len().saturating_sub(1)
     }
 
-    /// Parses the wire form, sharing `src`'s memory where no unescaping is needed.
-    pub(crate) fn parse_bytes(src: Bytes) -> Result<Self, ProtoError> {
-        let mut meta = Self::new();
-        for (key, value) in pairs(&src) {
-            let key = unquote(key, "meta key")?;
+    /// Parses the wire form. Pairs with an empty key are skipped.
+    pub fn parse(src: &[u8]) -> Result<Self, ProtoError> {
+        if src.is_empty() {
+            return Ok(Self::new());
+        }
+        Self::parse_shared(&Bytes::copy_from_slice(src), 0..src.len())
+    }
+
+    /// Parses the wire form in `src[range]`, sharing `src`'s memory where no
+    /// unescaping is needed.
+    pub(crate) fn parse_shared(src: &Bytes, range: Range<usize>) -> Result<Self, ProtoError> {
+        let query = &src[range.clone()];
+        let mut pairs = pairs(query);
+        let Some(first) = pairs.next() else {
+            return Ok(Self::new());
+        };
+        // Most metas hold a single pair: allocate for exactly one then.
+        let mut meta = Self {
+            entries: Vec::with_capacity(if pairs.is_done() { 1 } else { 4 }),
+        };
+        // One scan for escapes for the whole query: usually there are none.
+        let escaped = has_escapes(query);
+        let shift = |r: Range<usize>| r.start + range.start..r.end + range.start;
+        for (key, value) in std::iter::once(first).chain(pairs) {
+            // A key that is empty on the wire is empty once unescaped.
             if key.is_empty() {
                 continue;
             }
-            meta.entries.push((key, unquote(value, "meta value")?));
+            let (key, value) = (shift(key), shift(value));
+            let entry = if escaped {
+                let key = unquote_shared(src, key, "meta key")?;
+                (key, unquote_shared(src, value, "meta value")?)
+            } else {
+                (src.slice(key), src.slice(value))
+            };
+            meta.entries.push(entry);
         }
         Ok(meta)
     }
@@ -212,5 +253,37 @@ mod tests {
         assert_eq!(m.get_str("x"), Some("a&b=c"));
         assert_eq!(m.get("y"), Some(&b""[..]));
         assert_eq!(m.len(), 3);
+        assert_eq!(m.query_len(), m.to_query().len());
+        let m = Meta::parse(b"a=1&b&c=x+y").unwrap();
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            vec![(&b"a"[..], &b"1"[..]), (b"b", b""), (b"c", b"x y")]
+        );
+        assert_eq!(m.query_len(), m.to_query().len());
+        assert_eq!(Meta::new().query_len(), 0);
+        assert!(Meta::parse(b"").unwrap().is_empty());
+        assert!(matches!(
+            Meta::parse(b"a=1&k%zz=2"),
+            Err(ProtoError::InvalidPercentEncoding { field: "meta key" })
+        ));
+        assert!(matches!(
+            Meta::parse(b"a=%"),
+            Err(ProtoError::InvalidPercentEncoding {
+                field: "meta value"
+            })
+        ));
+    }
+
+    #[test]
+    fn parse_shared_slices_the_parent() {
+        let src = Bytes::from_static(b"xxauthor=jaunt-bench&k=a%20b&&yy");
+        let m = Meta::parse_shared(&src, 2..30).unwrap();
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            vec![(&b"author"[..], &b"jaunt-bench"[..]), (b"k", b"a b")]
+        );
+        // Unescaped parts point into `src`.
+        let (key, _) = &m.entries[0];
+        assert_eq!(key.as_ptr(), src[2..].as_ptr());
     }
 }

@@ -5,24 +5,67 @@
 //! case and `+` as a space, and rejects a `%` that is not followed by two hex
 //! digits.
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::ProtoError;
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
+/// `KEPT[b]`: whether byte `b` is written as it is (`A-Z a-z 0-9 * - . _`).
+static KEPT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'*' | b'-' | b'.' | b'_');
+        b += 1;
+    }
+    table
+};
+
 #[inline]
 fn is_kept(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_')
+    KEPT[usize::from(b)]
+}
+
+/// The length of `src` once percent-encoded.
+// Only the protobuf framing needs lengths before writing.
+#[cfg_attr(not(feature = "pb-proto"), allow(dead_code))]
+pub(crate) fn quoted_len(src: &[u8]) -> usize {
+    if all_kept(src) {
+        return src.len();
+    }
+    src.len() + 2 * src.iter().filter(|&&b| !is_kept(b)).count()
+}
+
+/// Whether every byte of `src` is kept as it is: eight table lookups per
+/// branch rather than one.
+#[inline]
+fn all_kept(src: &[u8]) -> bool {
+    let mut chunks = src.chunks_exact(8);
+    for chunk in &mut chunks {
+        if !chunk.iter().fold(true, |all, &b| all & is_kept(b)) {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| is_kept(b))
 }
 
 /// Appends `src`, percent-encoded, to `dst`.
 pub(crate) fn quote_into(src: &[u8], dst: &mut BytesMut) {
     // Fast path: most keys, values and messages need no escaping.
-    if src.iter().all(|&b| is_kept(b)) {
+    if all_kept(src) {
         dst.extend_from_slice(src);
         return;
     }
+    quote_slow(src, dst);
+}
+
+#[cold]
+fn quote_slow(src: &[u8], dst: &mut BytesMut) {
     dst.reserve(src.len() + 8);
     for &b in src {
         if is_kept(b) {
@@ -43,14 +86,41 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
-/// Decodes a percent-encoded slice of `src` without copying when it holds no
-/// escapes. The output is never longer than the input.
-pub(crate) fn unquote(src: Bytes, field: &'static str) -> Result<Bytes, ProtoError> {
-    if !src.iter().any(|&b| b == b'%' || b == b'+') {
-        return Ok(src);
+/// Whether `src` holds anything [`unquote`] would change (`%` or `+`).
+#[inline]
+pub(crate) fn has_escapes(src: &[u8]) -> bool {
+    memchr::memchr2(b'%', b'+', src).is_some()
+}
+
+/// Decodes a percent-encoded slice, borrowing it when it holds no escapes.
+/// The output is never longer than the input.
+pub(crate) fn unquote<'a>(src: &'a [u8], field: &'static str) -> Result<Cow<'a, [u8]>, ProtoError> {
+    match memchr::memchr2(b'%', b'+', src) {
+        None => Ok(Cow::Borrowed(src)),
+        Some(first) => unescape(src, first, field).map(Cow::Owned),
     }
+}
+
+/// Decodes the percent-encoded `range` of `src`, sharing `src`'s memory when
+/// it holds no escapes.
+pub(crate) fn unquote_shared(
+    src: &Bytes,
+    range: Range<usize>,
+    field: &'static str,
+) -> Result<Bytes, ProtoError> {
+    let part = &src[range.clone()];
+    match memchr::memchr2(b'%', b'+', part) {
+        None => Ok(src.slice(range)),
+        Some(first) => unescape(part, first, field).map(Bytes::from),
+    }
+}
+
+/// Decodes `src`, whose first `%` or `+` is at `first`.
+#[cold]
+fn unescape(src: &[u8], first: usize, field: &'static str) -> Result<Vec<u8>, ProtoError> {
     let mut out = Vec::with_capacity(src.len());
-    let mut i = 0;
+    out.extend_from_slice(&src[..first]);
+    let mut i = first;
     while i < src.len() {
         match src[i] {
             b'%' => {
@@ -66,27 +136,67 @@ pub(crate) fn unquote(src: Bytes, field: &'static str) -> Result<Bytes, ProtoErr
                 out.push(b' ');
                 i += 1;
             }
-            b => {
-                out.push(b);
-                i += 1;
+            _ => {
+                // Copy the run up to the next escape at once.
+                let run = memchr::memchr2(b'%', b'+', &src[i..]).unwrap_or(src.len() - i);
+                out.extend_from_slice(&src[i..i + run]);
+                i += run;
             }
         }
     }
-    Ok(Bytes::from(out))
+    Ok(out)
 }
 
-/// Splits a query string into its `k=v` pairs (a pair without `=` has an
-/// empty value); empty pairs (`a=1&&b=2`) are skipped.
-pub(crate) fn pairs(src: &Bytes) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
-    src.split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(move |pair| {
-            let pair = src.slice_ref(pair);
-            match pair.iter().position(|&b| b == b'=') {
-                Some(eq) => (pair.slice(..eq), pair.slice(eq + 1..)),
-                None => (pair, Bytes::new()),
+/// Splits a query string into the byte ranges of its `k=v` pairs' keys and
+/// values (a pair without `=` has an empty value, at its end); empty pairs
+/// (`a=1&&b=2`) are skipped.
+pub(crate) fn pairs(src: &[u8]) -> Pairs<'_> {
+    Pairs { src, pos: 0 }
+}
+
+/// The iterator of [`pairs`].
+pub(crate) struct Pairs<'a> {
+    src: &'a [u8],
+    pos: usize,
+}
+
+impl Pairs<'_> {
+    /// Whether no pair is left.
+    pub(crate) fn is_done(&self) -> bool {
+        self.pos >= self.src.len()
+    }
+}
+
+impl Iterator for Pairs<'_> {
+    type Item = (Range<usize>, Range<usize>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let start = self.pos;
+            let rest = self.src.get(start..)?;
+            if rest.is_empty() {
+                self.pos = usize::MAX;
+                return None;
             }
-        })
+            let end = match memchr::memchr(b'&', rest) {
+                Some(amp) => {
+                    self.pos = start + amp + 1;
+                    start + amp
+                }
+                None => {
+                    self.pos = usize::MAX;
+                    self.src.len()
+                }
+            };
+            if start == end {
+                continue;
+            }
+            return Some(match memchr::memchr(b'=', &self.src[start..end]) {
+                Some(eq) => (start..start + eq, start + eq + 1..end),
+                None => (start..end, end..end),
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -102,17 +212,83 @@ mod tests {
 
     #[test]
     fn unquote_accepts_plus_and_either_hex_case() {
-        let got = unquote(Bytes::from_static(b"a+b%2f%2F"), "t").unwrap();
+        let got = unquote(b"a+b%2f%2F", "t").unwrap();
         assert_eq!(&got[..], b"a b//");
+        let src = Bytes::from_static(b"xx+y%41zz");
+        assert_eq!(&unquote_shared(&src, 2..7, "t").unwrap()[..], b" yA");
+        assert_eq!(&unquote_shared(&src, 7..9, "t").unwrap()[..], b"zz");
+        assert!(matches!(
+            unquote(b"plain", "t").unwrap(),
+            Cow::Borrowed(b"plain")
+        ));
     }
 
     #[test]
     fn unquote_rejects_broken_escapes() {
-        for bad in [&b"%"[..], b"%2", b"%zz", b"a%g1"] {
+        for bad in [&b"%"[..], b"%2", b"%zz", b"a%g1", b"ab+%", b"a%4"] {
             assert!(matches!(
-                unquote(Bytes::copy_from_slice(bad), "t"),
+                unquote(bad, "t"),
                 Err(ProtoError::InvalidPercentEncoding { field: "t" })
             ));
+            let src = Bytes::copy_from_slice(bad);
+            assert!(matches!(
+                unquote_shared(&src, 0..bad.len(), "t"),
+                Err(ProtoError::InvalidPercentEncoding { field: "t" })
+            ));
+        }
+    }
+
+    #[test]
+    fn kept_table_matches_the_definition() {
+        for b in 0..=255u8 {
+            assert_eq!(
+                is_kept(b),
+                b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_'),
+                "{b}"
+            );
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        let mut out = BytesMut::new();
+        quote_into(&all, &mut out);
+        assert_eq!(out.len(), quoted_len(&all));
+    }
+
+    #[test]
+    fn pairs_split_like_the_query_grammar() {
+        let split = |src: &[u8]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            pairs(src)
+                .map(|(k, v)| (src[k].to_vec(), src[v].to_vec()))
+                .collect()
+        };
+        let p = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        assert_eq!(split(b""), vec![]);
+        assert_eq!(split(b"&&"), vec![]);
+        assert_eq!(split(b"a"), vec![p("a", "")]);
+        assert_eq!(
+            split(b"&a=1&&b==2&c&=d&"),
+            vec![p("a", "1"), p("b", "=2"), p("c", ""), p("", "d")]
+        );
+        // Against the obvious implementation on every short string over a
+        // small alphabet.
+        let alphabet = b"a=&";
+        for len in 0..=6u32 {
+            for n in 0..3usize.pow(len) {
+                let mut s = Vec::new();
+                let mut m = n;
+                for _ in 0..len {
+                    s.push(alphabet[m % 3]);
+                    m /= 3;
+                }
+                let expected: Vec<_> = s
+                    .split(|&b| b == b'&')
+                    .filter(|p| !p.is_empty())
+                    .map(|pair| match pair.iter().position(|&b| b == b'=') {
+                        Some(eq) => (pair[..eq].to_vec(), pair[eq + 1..].to_vec()),
+                        None => (pair.to_vec(), Vec::new()),
+                    })
+                    .collect();
+                assert_eq!(split(&s), expected, "{:?}", String::from_utf8_lossy(&s));
+            }
         }
     }
 }

@@ -3,9 +3,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
-use crate::query::{pairs, quote_into, unquote};
+use crate::query::{pairs, quote_into, quoted_len, unquote};
 use crate::ProtoError;
 
 /// The standard status codes of the erpc protocol. User-defined codes should
@@ -199,6 +199,10 @@ impl Status {
 
     /// Appends the wire form to `dst`.
     pub fn write_query(&self, dst: &mut BytesMut) {
+        if self.code == code::OK && self.msg.is_empty() && self.cause.is_none() {
+            dst.extend_from_slice(b"code=0");
+            return;
+        }
         let mut buf = itoa::Buffer::new();
         dst.extend_from_slice(b"code=");
         dst.extend_from_slice(buf.format(self.code).as_bytes());
@@ -212,20 +216,31 @@ impl Status {
         }
     }
 
+    /// The length of the wire form, as [`write_query`](Self::write_query) writes it.
+    // Only the protobuf framing needs lengths before writing.
+    #[cfg_attr(not(feature = "pb-proto"), allow(dead_code))]
+    pub(crate) fn query_len(&self) -> usize {
+        let mut len = "code=".len() + itoa::Buffer::new().format(self.code).len();
+        if !self.msg.is_empty() {
+            len += "&msg=".len() + quoted_len(self.msg.as_bytes());
+        }
+        if let Some(cause) = &self.cause {
+            len += "&cause=".len() + quoted_len(cause.as_bytes());
+        }
+        len
+    }
+
     /// Parses the wire form. An empty input is OK; unknown keys are ignored;
     /// the first occurrence of a key wins. Message and cause bytes that are
     /// not UTF-8 are replaced with U+FFFD rather than rejected.
     pub fn parse(src: &[u8]) -> Result<Self, ProtoError> {
-        Self::parse_bytes(Bytes::copy_from_slice(src))
-    }
-
-    pub(crate) fn parse_bytes(src: Bytes) -> Result<Self, ProtoError> {
-        if src.as_ref() == b"code=0" {
+        if src == b"code=0" {
             return Ok(Self::ok());
         }
         let (mut code, mut msg, mut cause) = (None, None, None);
-        for (key, value) in pairs(&src) {
-            match key.as_ref() {
+        for (key, value) in pairs(src) {
+            let value = &src[value];
+            match &src[key] {
                 b"code" if code.is_none() => {
                     let text = unquote(value, "status code")?;
                     let parsed = std::str::from_utf8(&text)
@@ -234,9 +249,9 @@ impl Status {
                         .ok_or(ProtoError::InvalidStatusCode)?;
                     code = Some(parsed);
                 }
-                b"msg" if msg.is_none() => msg = Some(lossy(unquote(value, "status msg")?)),
+                b"msg" if msg.is_none() => msg = Some(lossy(&unquote(value, "status msg")?)),
                 b"cause" if cause.is_none() => {
-                    cause = Some(lossy(unquote(value, "status cause")?));
+                    cause = Some(lossy(&unquote(value, "status cause")?));
                 }
                 _ => {}
             }
@@ -249,8 +264,8 @@ impl Status {
     }
 }
 
-fn lossy(bytes: Bytes) -> String {
-    String::from_utf8_lossy(&bytes).into_owned()
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 impl fmt::Debug for Status {
@@ -295,6 +310,18 @@ mod tests {
             nf
         );
         assert_eq!(Status::ok().to_query(), "code=0");
+        assert_eq!(Status::new(0, "").to_query(), "code=0");
+        assert_eq!(Status::new(0, "fine").to_query(), "code=0&msg=fine");
+        assert_eq!(Status::ok().with_cause("").to_query(), "code=0&cause=");
+        for st in [
+            Status::ok(),
+            Status::ok().with_cause("x"),
+            Status::not_found("no route /a/b"),
+            Status::new(-123_456, "neg ✓"),
+            Status::new(i32::MIN, ""),
+        ] {
+            assert_eq!(st.query_len(), st.to_query().len(), "{st:?}");
+        }
     }
 
     #[test]

@@ -219,6 +219,227 @@ fn gzip_flipped_body_bytes_never_pass_silently() {
     }
 }
 
+#[test]
+fn gzip_output_matches_flate2_gz_encoder() {
+    // The hand-written header/trailer around a reused compressor produce the
+    // very bytes flate2's `GzEncoder` does, at every level.
+    let inputs = [
+        sample(),
+        Bytes::new(),
+        Bytes::from_static(b"x"),
+        Bytes::from(vec![7u8; 100_000]),
+        Bytes::from(
+            (0..200_000u32)
+                .map(|i| (i * 7919 % 251) as u8)
+                .collect::<Vec<u8>>(),
+        ),
+    ];
+    for level in 0..=9 {
+        let f = GzipFilter::new(b'g', level);
+        // Twice, so that the second pass runs on a reused compressor.
+        for _ in 0..2 {
+            for data in &inputs {
+                let packed = f.on_pack(data.clone()).unwrap();
+                assert_eq!(
+                    &packed[..],
+                    &gzip_with_flate2(data, level)[..],
+                    "level {level}, {} bytes",
+                    data.len()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gzip_output_decodes_with_flate2_at_every_level() {
+    for level in 0..=9 {
+        let f = GzipFilter::new(b'g', level);
+        for data in [sample(), Bytes::new(), Bytes::from(vec![3u8; 70_000])] {
+            let packed = f.on_pack(data.clone()).unwrap();
+            let mut dec = flate2::read::GzDecoder::new(&packed[..]);
+            let mut out = Vec::new();
+            dec.read_to_end(&mut out).unwrap();
+            assert_eq!(out, data, "level {level}");
+            let mut rest = Vec::new();
+            dec.into_inner().read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty(), "level {level}: nothing after the member");
+        }
+    }
+}
+
+/// A member with every optional header field set: FEXTRA, FNAME, FCOMMENT and,
+/// when `good_hcrc` is given, FHCRC with a right or wrong header CRC.
+fn gzip_with_header_fields(data: &[u8], hcrc: Option<bool>) -> Vec<u8> {
+    let mut enc = flate2::GzBuilder::new()
+        .extra(b"xtra".to_vec())
+        .filename("name.txt")
+        .comment("a comment")
+        .mtime(1234)
+        .write(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    let mut member = enc.finish().unwrap();
+    if let Some(good) = hcrc {
+        // Header: 10 fixed + 2 + 4 extra + 9 name + 10 comment.
+        let header_len = 10 + 2 + 4 + 9 + 10;
+        member[3] |= 0x02;
+        let mut crc = flate2::Crc::new();
+        crc.update(&member[..header_len]);
+        let mut crc16 = (crc.sum() as u16).to_le_bytes();
+        if !good {
+            crc16[0] ^= 1;
+        }
+        member.splice(header_len..header_len, crc16);
+    }
+    member
+}
+
+#[test]
+fn gzip_accepts_optional_header_fields() {
+    let data = sample();
+    let f = GzipFilter::default();
+    for hcrc in [None, Some(true)] {
+        let member = gzip_with_header_fields(&data, hcrc);
+        // flate2 agrees that the hand-made member is valid.
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&member[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+        assert_eq!(
+            f.on_unpack(Bytes::from(member), data.len()).unwrap(),
+            data,
+            "{hcrc:?}"
+        );
+    }
+    let bad = gzip_with_header_fields(&data, Some(false));
+    assert!(matches!(
+        f.on_unpack(Bytes::from(bad), data.len()),
+        Err(XferError::CorruptGzip(_))
+    ));
+    // Reserved flag bits are refused.
+    let mut reserved = gzip_with_flate2(&data, 6);
+    reserved[3] |= 0x20;
+    assert!(matches!(
+        f.on_unpack(Bytes::from(reserved), data.len()),
+        Err(XferError::CorruptGzip(_))
+    ));
+    // Every truncation inside the optional fields is refused.
+    let member = gzip_with_header_fields(&data, Some(true));
+    for len in 0..40 {
+        assert!(
+            matches!(
+                f.on_unpack(Bytes::from(member[..len].to_vec()), data.len()),
+                Err(XferError::CorruptGzip(_))
+            ),
+            "truncated to {len}"
+        );
+    }
+}
+
+#[test]
+fn gzip_multi_member_limits_and_empty_members() {
+    let f = GzipFilter::default();
+    let mut packed = gzip_with_flate2(b"", 6);
+    packed.extend(gzip_with_flate2(b"hello ", 6));
+    packed.extend(gzip_with_flate2(b"", 9));
+    packed.extend(gzip_with_flate2(b"world", 0));
+    let packed = Bytes::from(packed);
+    assert_eq!(
+        &f.on_unpack(packed.clone(), 11).unwrap()[..],
+        b"hello world"
+    );
+    assert!(matches!(
+        f.on_unpack(packed.clone(), 10),
+        Err(XferError::TooLarge { limit: 10, .. })
+    ));
+    assert!(matches!(
+        f.on_unpack(packed, 6),
+        Err(XferError::TooLarge { limit: 6, .. })
+    ));
+    // A second member with a bad CRC is caught too.
+    let mut two = gzip_with_flate2(b"hello ", 6);
+    let mut second = gzip_with_flate2(b"world", 6);
+    let n = second.len();
+    second[n - 8] ^= 1;
+    two.extend(second);
+    assert!(matches!(
+        f.on_unpack(Bytes::from(two), 100),
+        Err(XferError::CorruptGzip(_))
+    ));
+}
+
+#[test]
+fn gzip_state_is_clean_after_failures() {
+    // The per-thread compression state is reused: a failed unpack (corrupt,
+    // truncated, over the limit) must not affect the next one.
+    let f = GzipFilter::default();
+    let data = sample();
+    let packed = f.on_pack(data.clone()).unwrap();
+    let mut flipped = packed.to_vec();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0xff;
+    for _ in 0..3 {
+        assert!(f
+            .on_unpack(Bytes::from(flipped.clone()), data.len())
+            .is_err());
+        assert!(f
+            .on_unpack(packed.slice(..packed.len() / 2), data.len())
+            .is_err());
+        assert!(f.on_unpack(packed.clone(), data.len() - 1).is_err());
+        assert_eq!(f.on_unpack(packed.clone(), data.len()).unwrap(), data);
+        assert_eq!(f.on_pack(data.clone()).unwrap(), packed);
+    }
+}
+
+#[test]
+fn gzip_from_many_threads() {
+    let data = sample();
+    let expected = GzipFilter::default().on_pack(data.clone()).unwrap();
+    std::thread::scope(|s| {
+        for level in [1, 6, 9] {
+            let data = data.clone();
+            let expected = expected.clone();
+            s.spawn(move || {
+                let f = GzipFilter::new(b'g', level);
+                let d = GzipFilter::default();
+                for _ in 0..50 {
+                    let packed = f.on_pack(data.clone()).unwrap();
+                    assert_eq!(f.on_unpack(packed, data.len()).unwrap(), data);
+                    assert_eq!(d.on_pack(data.clone()).unwrap(), expected);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn gzip_shared_by_more_threads_than_it_keeps_idle() {
+    // One filter (and its clones) used by 12 threads at once: more
+    // (de)compressors are in use than the filter keeps idle afterwards.
+    let data = sample();
+    let f = GzipFilter::default();
+    let expected = f.on_pack(data.clone()).unwrap();
+    std::thread::scope(|s| {
+        for i in 0..12 {
+            let f = if i % 2 == 0 {
+                f.clone()
+            } else {
+                GzipFilter::default()
+            };
+            let (f, data, expected) = (f, data.clone(), expected.clone());
+            s.spawn(move || {
+                for _ in 0..30 {
+                    let packed = f.on_pack(data.clone()).unwrap();
+                    assert_eq!(packed, expected);
+                    assert_eq!(f.on_unpack(packed, data.len()).unwrap(), data);
+                }
+            });
+        }
+    });
+    assert_eq!(f.on_pack(data.clone()).unwrap(), expected);
+}
+
 // ---------------------------------------------------------------- md5
 
 #[test]
@@ -511,6 +732,16 @@ proptest! {
         // Generous bound on every intermediate size.
         let limit = data.len() * 2 + 64 * 6 + 1024;
         prop_assert_eq!(r.unpack(&ids, packed, limit).unwrap(), data);
+    }
+
+    #[test]
+    fn gzip_output_is_flate2_readable(data in prop::collection::vec(any::<u8>(), 0..8192), level in 0u32..=9) {
+        let packed = GzipFilter::new(b'g', level).on_pack(Bytes::from(data.clone())).unwrap();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..]).read_to_end(&mut out).unwrap();
+        prop_assert_eq!(&out, &data);
+        let back = GzipFilter::default().on_unpack(packed, data.len()).unwrap();
+        prop_assert_eq!(&back[..], &data[..]);
     }
 
     #[test]

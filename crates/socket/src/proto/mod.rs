@@ -290,17 +290,19 @@ impl Envelope {
         Ok(Some((ids, payload)))
     }
 
-    /// Appends one frame to `dst`, the payload written by `write_payload`.
-    /// On error `dst` is truncated back to where it was.
+    /// Appends one frame to `dst`, the payload written by `write_payload`
+    /// (about `size_hint` bytes before filtering). On error `dst` is truncated
+    /// back to where it was.
     fn encode(
         &self,
         cfg: &ProtoConfig,
         ids: &[u8],
         dst: &mut BytesMut,
+        size_hint: usize,
         write_payload: impl FnOnce(&mut BytesMut) -> Result<(), ProtoError>,
     ) -> Result<(), ProtoError> {
         let start = dst.len();
-        let result = self.encode_inner(cfg, ids, dst, write_payload);
+        let result = self.encode_inner(cfg, ids, dst, size_hint, write_payload);
         if result.is_err() {
             dst.truncate(start);
         }
@@ -312,6 +314,7 @@ impl Envelope {
         cfg: &ProtoConfig,
         ids: &[u8],
         dst: &mut BytesMut,
+        size_hint: usize,
         write_payload: impl FnOnce(&mut BytesMut) -> Result<(), ProtoError>,
     ) -> Result<(), ProtoError> {
         let start = dst.len();
@@ -325,7 +328,7 @@ impl Envelope {
             write_payload(dst)?;
         } else {
             cfg.xfer.check(ids)?;
-            let mut plain = BytesMut::new();
+            let mut plain = BytesMut::with_capacity(size_hint);
             write_payload(&mut plain)?;
             // The receiving side refuses any unpacked (intermediate) result
             // over the limit, so never produce one: a frame that compresses

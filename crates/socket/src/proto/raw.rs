@@ -6,6 +6,8 @@
 //! `u16` status length, status, `u16` meta length, meta, `u8` body codec,
 //! body (the rest).
 
+use std::ops::Range;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{Envelope, Proto, ProtoConfig, ProtoError};
@@ -58,7 +60,8 @@ impl Proto for RawProto {
     }
 
     fn encode(&self, packet: &Packet, dst: &mut BytesMut) -> Result<(), ProtoError> {
-        ENVELOPE.encode(&self.config, &packet.xfer, dst, |out| {
+        let size_hint = packet.uri.len() + packet.body.len() + 64;
+        ENVELOPE.encode(&self.config, &packet.xfer, dst, size_hint, |out| {
             write_payload(packet, out)
         })
     }
@@ -118,41 +121,57 @@ fn write_u16_prefixed(
     Ok(())
 }
 
-/// Takes `n` bytes off the front of `buf`, or fails naming `field`.
-fn take(buf: &mut Bytes, n: usize, field: &'static str) -> Result<Bytes, ProtoError> {
-    if buf.len() < n {
-        return Err(ProtoError::FieldOverrun { field });
-    }
-    Ok(buf.split_to(n))
+/// A cursor over a payload: fields are borrowed, not split off as shared
+/// [`Bytes`] (which would cost a reference count update each).
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
 }
 
-fn take_u8(buf: &mut Bytes, field: &'static str) -> Result<u8, ProtoError> {
-    if buf.is_empty() {
-        return Err(ProtoError::FieldOverrun { field });
+impl<'a> Reader<'a> {
+    /// The byte range of the next `n` bytes, or fails naming `field`.
+    fn range(&mut self, n: usize, field: &'static str) -> Result<Range<usize>, ProtoError> {
+        let start = self.pos;
+        if self.buf.len() - start < n {
+            return Err(ProtoError::FieldOverrun { field });
+        }
+        self.pos += n;
+        Ok(start..self.pos)
     }
-    Ok(buf.get_u8())
-}
 
-fn take_u16(buf: &mut Bytes, field: &'static str) -> Result<u16, ProtoError> {
-    if buf.len() < 2 {
-        return Err(ProtoError::FieldOverrun { field });
+    /// The next `n` bytes, or fails naming `field`.
+    fn bytes(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], ProtoError> {
+        let range = self.range(n, field)?;
+        Ok(&self.buf[range])
     }
-    Ok(buf.get_u16())
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, ProtoError> {
+        Ok(self.bytes(1, field)?[0])
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, ProtoError> {
+        let b = self.bytes(2, field)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
 }
 
 fn read_payload(mut buf: Bytes, xfer: Vec<u8>) -> Result<Packet, ProtoError> {
-    let seq_len = take_u8(&mut buf, "seq length")?;
-    let seq = seq::decode(&take(&mut buf, usize::from(seq_len), "seq")?)?;
-    let ptype = PacketType::try_from(take_u8(&mut buf, "packet type")?)?;
-    let uri_len = take_u8(&mut buf, "uri length")?;
-    let uri = take(&mut buf, usize::from(uri_len), "uri")?;
-    let uri =
-        String::from_utf8(uri.to_vec()).map_err(|_| ProtoError::InvalidUtf8 { field: "uri" })?;
-    let status_len = take_u16(&mut buf, "status length")?;
-    let status = Status::parse_bytes(take(&mut buf, usize::from(status_len), "status")?)?;
-    let meta_len = take_u16(&mut buf, "meta length")?;
-    let meta = Meta::parse_bytes(take(&mut buf, usize::from(meta_len), "meta")?)?;
-    let body_codec = take_u8(&mut buf, "body codec")?;
+    let mut r = Reader { buf: &buf, pos: 0 };
+    let seq_len = r.u8("seq length")?;
+    let seq = seq::decode(r.bytes(usize::from(seq_len), "seq")?)?;
+    let ptype = PacketType::try_from(r.u8("packet type")?)?;
+    let uri_len = r.u8("uri length")?;
+    let uri = std::str::from_utf8(r.bytes(usize::from(uri_len), "uri")?)
+        .map_err(|_| ProtoError::InvalidUtf8 { field: "uri" })?
+        .to_owned();
+    let status_len = r.u16("status length")?;
+    let status = Status::parse(r.bytes(usize::from(status_len), "status")?)?;
+    let meta_len = r.u16("meta length")?;
+    let meta = Meta::parse_shared(&buf, r.range(usize::from(meta_len), "meta")?)?;
+    let body_codec = r.u8("body codec")?;
+    let body_at = r.pos;
+    // The body is the rest: no new reference to the payload for it.
+    buf.advance(body_at);
     Ok(Packet {
         seq,
         ptype,
