@@ -1,11 +1,12 @@
 //! Shared fixtures of Jaunt's benchmarks.
 //!
 //! The criterion benchmarks in `benches/` (`frame`: the framings, `codec`: the body codecs)
-//! and the load generator all send the same payload: the **benchmark message** of the
-//! teleport / erpc and rpcx benchmarks, a proto2 message of 581 bytes whose echo reply is
-//! 527 bytes (see `wire-format.md`, "The benchmark message"). This crate holds it as a
-//! hand-written prost struct, so no `protoc` is needed, together with the functions that
-//! fill it and the pull [`Packet`] that carries it.
+//! and the load generator (`jaunt-bench`, engine in [`load`], Jaunt's server and callers in
+//! [`echo`]; the baselines in `benches/compare`) all send the same payload: the **benchmark
+//! message** of the teleport / erpc and rpcx benchmarks, a proto2 message of 581 bytes whose
+//! echo reply is 527 bytes (see `wire-format.md`, "The benchmark message"). This crate holds
+//! it as a hand-written prost struct, so no `protoc` is needed, together with the functions
+//! that fill it and the pull [`Packet`] that carries it.
 //!
 //! proto2 semantics: every field is *explicitly present*, so even a field that holds its
 //! default value is encoded. prost only gives that behaviour to `optional` fields, hence
@@ -22,6 +23,9 @@
 //! assert_eq!(reply.field1.as_deref(), Some("OK"));
 //! assert_eq!(reply.encoded_len(), REPLY_LEN);
 //! ```
+
+pub mod echo;
+pub mod load;
 
 use bytes::Bytes;
 use jaunt::codec_ids;
