@@ -94,7 +94,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     write_timeout: Option<Duration>,
 ) {
     let down = link.down.clone();
-    let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+    // Allocated on first use: an idle session holds no write buffer.
+    let mut batch = BytesMut::new();
     let mut broken = false;
     loop {
         let first = tokio::select! {
