@@ -182,16 +182,7 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
         &mut self,
         handler: H,
     ) -> Result<&mut Self, RouteError> {
-        if self.unknown_pull.is_some() {
-            return Err(RouteError::DuplicateFallback { kind: "pull" });
-        }
-        self.unknown_pull = Some(Route {
-            handler: erase_pull(handler),
-            info: Arc::new(RouteInfo {
-                uri: String::new(),
-                group: None,
-            }),
-        });
+        set_fallback(&mut self.unknown_pull, "pull", erase_pull(handler))?;
         Ok(self)
     }
 
@@ -200,16 +191,7 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
         &mut self,
         handler: H,
     ) -> Result<&mut Self, RouteError> {
-        if self.unknown_push.is_some() {
-            return Err(RouteError::DuplicateFallback { kind: "push" });
-        }
-        self.unknown_push = Some(Route {
-            handler: erase_push(handler),
-            info: Arc::new(RouteInfo {
-                uri: String::new(),
-                group: None,
-            }),
-        });
+        set_fallback(&mut self.unknown_push, "push", erase_push(handler))?;
         Ok(self)
     }
 
@@ -424,6 +406,22 @@ impl<P: RouteCtx, S: RouteCtx> Group<'_, P, S> {
             router: self.router,
         }
     }
+}
+
+/// Sets a fallback once.
+fn set_fallback<H>(
+    slot: &mut Option<Route<H>>,
+    kind: &'static str,
+    handler: H,
+) -> Result<(), RouteError> {
+    if slot.is_some() {
+        return Err(RouteError::DuplicateFallback { kind });
+    }
+    *slot = Some(Route {
+        handler,
+        info: Arc::new(RouteInfo::fallback()),
+    });
+    Ok(())
 }
 
 /// The uri without its query string.
