@@ -1,5 +1,6 @@
 //! [`PeerConfig`]: everything a peer can be told, deserializable with serde.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -61,6 +62,9 @@ pub struct PeerConfig {
     /// Dialed sessions reconnect after losing their connection. Default:
     /// off.
     pub redial: Option<RedialConfig>,
+    /// TLS from PEM files (feature `tls`): with `cert` and `key`, `listen`
+    /// serves TLS; with `ca`, `dial` speaks TLS. Default: none (plain).
+    pub tls: Option<TlsFiles>,
     /// Calls slower than this are logged at WARN. Default: never.
     #[serde(deserialize_with = "opt_duration")]
     pub slow_call_threshold: Option<Duration>,
@@ -88,11 +92,38 @@ impl Default for PeerConfig {
             max_session_age: None,
             handling: Handling::Concurrent,
             redial: None,
+            tls: None,
             slow_call_threshold: None,
             print_detail: false,
             count_time: false,
         }
     }
+}
+
+/// TLS for [`Peer::listen`](crate::Peer::listen) and
+/// [`Peer::dial`](crate::Peer::dial), from PEM files.
+///
+/// ```
+/// let cfg: jaunt_peer::PeerConfig = serde_json::from_str(
+///     r#"{"tls": {"cert": "server.pem", "key": "server.key", "ca": "ca.pem", "server_name": "localhost"}}"#,
+/// ).unwrap();
+/// assert!(cfg.tls.unwrap().ca.is_some());
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsFiles {
+    /// This peer's certificate chain: with `key`, listeners serve TLS (and,
+    /// with `ca`, dials present it as a client certificate).
+    pub cert: Option<PathBuf>,
+    /// This peer's private key.
+    pub key: Option<PathBuf>,
+    /// Listeners require client certificates signed by this CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+    /// Dials speak TLS and trust servers signed by this CA.
+    pub ca: Option<PathBuf>,
+    /// The name the server's certificate must carry; default: the host (or
+    /// IP) of the dialed address.
+    pub server_name: Option<String>,
 }
 
 /// How a dialed session reconnects after losing its connection.

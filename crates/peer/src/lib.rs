@@ -69,7 +69,7 @@ pub use call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
     TIMEOUT_META,
 };
-pub use config::{Handling, PeerConfig, RedialConfig, SlowConsumer};
+pub use config::{Handling, PeerConfig, RedialConfig, SlowConsumer, TlsFiles};
 pub use context::{PullCtx, PushCtx};
 pub use data::SessionData;
 pub use peer::{Peer, PeerBuilder, PeerError};

@@ -135,10 +135,12 @@ impl PeerBuilder {
                 chains.insert(uri.to_owned(), chain);
             }
         }
+        let tls = TlsSetup::load(self.config.tls.as_ref())?;
         let proto_config = ProtoConfig::default()
             .with_xfer(Arc::new(self.xfer))
             .with_max_frame_len(self.config.max_frame_len);
         Ok(Peer::from_shared(Arc::new(PeerShared {
+            tls,
             plugins: self.plugins.into(),
             peer_chain,
             pull_chains,
@@ -161,6 +163,50 @@ impl PeerBuilder {
     }
 }
 
+/// The TLS configs built from [`PeerConfig::tls`].
+#[derive(Default)]
+struct TlsSetup {
+    #[cfg(feature = "tls")]
+    server: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    #[cfg(feature = "tls")]
+    client: Option<(Arc<tokio_rustls::rustls::ClientConfig>, Option<String>)>,
+}
+
+impl TlsSetup {
+    #[cfg(feature = "tls")]
+    fn load(files: Option<&crate::TlsFiles>) -> Result<Self, PeerError> {
+        let Some(files) = files else {
+            return Ok(Self::default());
+        };
+        let server = match (&files.cert, &files.key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config_from_pem(
+                cert,
+                key,
+                files.client_ca.as_deref(),
+            )?),
+            (None, None) => None,
+            _ => return Err(PeerError::Tls("tls.cert and tls.key go together".into())),
+        };
+        let client = match &files.ca {
+            Some(ca) => {
+                let identity = files.cert.as_deref().zip(files.key.as_deref());
+                let config = crate::tls::client_config_from_pem(ca, identity)?;
+                Some((config, files.server_name.clone()))
+            }
+            None => None,
+        };
+        Ok(Self { server, client })
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn load(files: Option<&crate::TlsFiles>) -> Result<Self, PeerError> {
+        match files {
+            Some(_) => Err(PeerError::Tls("built without the `tls` feature".into())),
+            None => Ok(Self::default()),
+        }
+    }
+}
+
 /// Refuses a chain in which two plugins share a name.
 fn check_chain(chain: Vec<Arc<dyn RoutePlugin>>) -> Result<RouteChain, PeerError> {
     for (i, plugin) in chain.iter().enumerate() {
@@ -172,6 +218,8 @@ fn check_chain(chain: Vec<Arc<dyn RoutePlugin>>) -> Result<RouteChain, PeerError
 }
 
 pub(crate) struct PeerShared {
+    /// TLS from the configuration, if any.
+    tls: TlsSetup,
     /// Peer-wide plugins, in order.
     pub(crate) plugins: Arc<[Arc<dyn Plugin>]>,
     /// The route hooks of messages with no route (the peer plugins).
@@ -358,6 +406,11 @@ impl Peer {
         addr: impl ToAddr,
         proto: Arc<dyn Proto>,
     ) -> Result<Addr, PeerError> {
+        #[cfg(feature = "tls")]
+        if let Some(server) = &self.shared.tls.server {
+            let upgrade = Upgrade::TlsServer(tokio_rustls::TlsAcceptor::from(server.clone()));
+            return self.listen_inner(addr.to_addr()?, proto, upgrade).await;
+        }
         self.listen_inner(addr.to_addr()?, proto, Upgrade::None)
             .await
     }
@@ -523,6 +576,15 @@ impl Peer {
         let addr = addr
             .to_addr()
             .map_err(|e| Status::dial_failed(e.to_string()))?;
+        #[cfg(feature = "tls")]
+        if let Some((client, name)) = &self.shared.tls.client {
+            let name = name.clone().unwrap_or_else(|| match &addr {
+                Addr::Tcp(sa) => sa.ip().to_string(),
+                Addr::Host(host, _) => host.clone(),
+                Addr::Unix(_) => "localhost".to_owned(),
+            });
+            return self.dial_tls(addr, &name, client.clone()).await;
+        }
         self.pre_dial(&addr, false).await?;
         let (conn, local) = self.connect(&addr).await?;
         let redial = self.redial_plan(&addr, Dialer::Plain);

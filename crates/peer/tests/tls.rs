@@ -350,3 +350,73 @@ async fn tls_and_plain_listeners_on_one_peer() {
     })
     .await;
 }
+
+/// TLS from `PeerConfig::tls` (PEM files): plain `listen` and `dial` speak
+/// TLS; a client without TLS cannot talk to that server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_from_the_peer_config() {
+    within(async {
+        let ca = Ca::new("Jaunt config CA");
+        let leaf = ca.leaf(&["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("ca.pem"), ca.cert.pem()).unwrap();
+        std::fs::write(path("server.pem"), leaf.cert.pem()).unwrap();
+        std::fs::write(path("server.key"), leaf.key.serialize_pem()).unwrap();
+
+        let server_cfg: jaunt_peer::PeerConfig = serde_json::from_value(serde_json::json!({
+            "tls": { "cert": path("server.pem"), "key": path("server.key") }
+        }))
+        .unwrap();
+        let server = Peer::builder(hello_routes())
+            .config(server_cfg)
+            .build()
+            .unwrap();
+        let addr = server.listen("127.0.0.1:0").await.unwrap();
+
+        let client_cfg: jaunt_peer::PeerConfig = serde_json::from_value(serde_json::json!({
+            "tls": { "ca": path("ca.pem"), "server_name": "localhost" }
+        }))
+        .unwrap();
+        let client = Peer::builder(Router::new())
+            .config(client_cfg)
+            .build()
+            .unwrap();
+        let s = client.dial(&addr).await.unwrap();
+        let text: String = s.pull("/hello", &"cfg").await.unwrap().decode().unwrap();
+        assert!(text.starts_with("hello cfg via "), "{text}");
+
+        // Without TLS the same server does not answer.
+        let plain = Peer::new(Router::new());
+        let failed = match plain.dial(&addr).await {
+            Err(status) => status,
+            Ok(s) => s
+                .pull_with(
+                    "/hello",
+                    &"plain",
+                    jaunt_peer::PullOptions::new().timeout(Duration::from_secs(3)),
+                )
+                .await
+                .unwrap_err(),
+        };
+        assert!(
+            [code::CONN_CLOSED, code::HANDLE_TIMEOUT, code::DIAL_FAILED].contains(&failed.code()),
+            "{failed}"
+        );
+
+        // A key without a certificate is a configuration error.
+        let half: jaunt_peer::PeerConfig = serde_json::from_value(serde_json::json!({
+            "tls": { "key": path("server.key") }
+        }))
+        .unwrap();
+        assert!(matches!(
+            Peer::builder(Router::new()).config(half).build(),
+            Err(PeerError::Tls(_))
+        ));
+
+        plain.close().await;
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
