@@ -219,6 +219,7 @@ fn check_chain(chain: Vec<Arc<dyn RoutePlugin>>) -> Result<RouteChain, PeerError
 
 pub(crate) struct PeerShared {
     /// TLS from the configuration, if any.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     tls: TlsSetup,
     /// Peer-wide plugins, in order.
     pub(crate) plugins: Arc<[Arc<dyn Plugin>]>,
