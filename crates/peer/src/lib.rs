@@ -57,6 +57,7 @@ mod hub;
 mod link;
 mod peer;
 mod plugin;
+mod reader;
 mod redial;
 #[cfg(feature = "restart")]
 pub mod restart;

@@ -12,15 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
-use jaunt_socket::{Packet, PacketCodec, PacketType, Proto, ProtoError, Status};
+use jaunt_socket::{Packet, PacketType, Proto, ProtoError, Status};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
-use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use crate::call::CANCEL_URI;
 use crate::peer::Conn;
+use crate::reader::FrameReader;
 use crate::{dispatch, Addr, Session};
 
 /// Frames are gathered into one write up to this many bytes.
@@ -31,8 +30,7 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
 /// The decoded frames of a connection: a malformed but whole frame is an
 /// inner `Err` (drop it and go on); an outer `Err` ends the stream.
-pub(crate) type Frames =
-    Box<dyn Stream<Item = Result<Result<Packet, ProtoError>, ProtoError>> + Send + Unpin>;
+pub(crate) type Frames = FrameReader;
 
 /// One connection.
 pub(crate) struct Link {
@@ -59,10 +57,7 @@ impl Link {
         write_timeout: Option<Duration>,
     ) -> Arc<Link> {
         let (reader, writer) = conn.into_halves();
-        let frames: Frames = Box::new(FramedRead::new(
-            reader,
-            ReadCodec(PacketCodec::from_arc(proto)),
-        ));
+        let frames = FrameReader::new(reader, proto);
         let (tx, rx) = mpsc::channel(queue_len.max(1));
         let link = Arc::new(Link {
             tx,
@@ -239,38 +234,6 @@ async fn pre_read_header(session: &Session) -> Result<(), Status> {
         plugin.pre_read_header(session).await?;
     }
     Ok(())
-}
-
-/// The read loop's framing: a frame that is malformed but was consumed whole
-/// ([`ProtoError::is_stream_intact`]: failed filter, bad field) is an item,
-/// so the loop can drop it and go on. Returned as a decoder error, it would
-/// end the stream: tokio-util's `FramedRead` yields `None` after any decoder
-/// error, which the loop would take for the connection closing.
-struct ReadCodec(PacketCodec);
-
-impl ReadCodec {
-    fn lenient(
-        decoded: Result<Option<Packet>, ProtoError>,
-    ) -> Result<Option<Result<Packet, ProtoError>>, ProtoError> {
-        match decoded {
-            Ok(packet) => Ok(packet.map(Ok)),
-            Err(e) if e.is_stream_intact() => Ok(Some(Err(e))),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-impl Decoder for ReadCodec {
-    type Item = Result<Packet, ProtoError>;
-    type Error = ProtoError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
-        Self::lenient(self.0.decode(src))
-    }
-
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ProtoError> {
-        Self::lenient(self.0.decode_eof(src))
-    }
 }
 
 /// The permits a handler holds while it runs: one of its session's, one of

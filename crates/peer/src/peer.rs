@@ -18,6 +18,7 @@ use jaunt_router::RouteInfo;
 
 use crate::hub::Hub;
 use crate::plugin::{route_chain, Plugin, RouteChain, RouteKind, RoutePlugin};
+use crate::reader::ReadHalf;
 use crate::redial::{Dialer, Redial};
 use crate::{Addr, AddrParseError, PeerConfig, PullOptions, Router, Session, ToAddr};
 
@@ -841,8 +842,6 @@ pub(crate) enum Conn {
     Other(Box<dyn AsyncStream>),
 }
 
-/// A connection's read half.
-pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
 /// A connection's write half.
 pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
@@ -852,15 +851,15 @@ impl Conn {
         match self {
             Self::Tcp(tcp) => {
                 let (r, w) = tcp.into_split();
-                (Box::new(r), Box::new(w))
+                (ReadHalf::Tcp(r), Box::new(w))
             }
             Self::Unix(unix) => {
                 let (r, w) = unix.into_split();
-                (Box::new(r), Box::new(w))
+                (ReadHalf::Unix(r), Box::new(w))
             }
             Self::Other(stream) => {
                 let (r, w) = tokio::io::split(stream);
-                (Box::new(r), Box::new(w))
+                (ReadHalf::Other(Box::new(r)), Box::new(w))
             }
         }
     }

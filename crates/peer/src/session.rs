@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
 use jaunt_codec::{EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketType, Proto, Status};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
