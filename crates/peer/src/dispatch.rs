@@ -15,7 +15,7 @@ use crate::link::Link;
 use crate::plugin::RouteChain;
 use crate::Session;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::oneshot;
 
 /// Runs a handler: both the call that builds its future and the future itself
 /// may panic; either becomes an error status.
@@ -54,12 +54,13 @@ pub(crate) async fn serve_pull(
     session: Session,
     link: Arc<Link>,
     packet: Packet,
-    cancel: CancellationToken,
+    cancel: oneshot::Receiver<()>,
 ) {
     let seq = packet.seq;
     tokio::select! {
         biased;
-        () = cancel.cancelled() => {
+        // A cancel push fires it; losing the connection drops its sender.
+        _ = cancel => {
             tracing::debug!(id = %session.id(), seq, "pull cancelled by its caller: handler dropped");
         }
         () = serve_pull_uncancelled(session.clone(), &link, packet) => {}

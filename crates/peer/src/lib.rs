@@ -61,7 +61,9 @@ mod reader;
 mod redial;
 #[cfg(feature = "restart")]
 pub mod restart;
+mod seq_map;
 mod session;
+mod signal;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -15,11 +15,11 @@ use bytes::{Bytes, BytesMut};
 use jaunt_socket::{Packet, PacketType, Proto, ProtoError, Status};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
-use tokio_util::sync::CancellationToken;
 
 use crate::call::CANCEL_URI;
 use crate::peer::Conn;
 use crate::reader::FrameReader;
+use crate::signal::Signal;
 use crate::{dispatch, Addr, Session};
 
 /// Frames are gathered into one write up to this many bytes.
@@ -39,9 +39,9 @@ pub(crate) struct Link {
     /// This side's address on the connection.
     pub(crate) local: Addr,
     /// Fired when the connection ends (or the session closes).
-    pub(crate) down: CancellationToken,
+    pub(crate) down: Signal,
     /// Fired when the writer has flushed and shut the connection down.
-    pub(crate) finished: CancellationToken,
+    pub(crate) finished: Signal,
     /// The frame reader while the connect hooks run; the read loop takes it.
     pub(crate) frames: tokio::sync::Mutex<Option<Frames>>,
 }
@@ -62,8 +62,8 @@ impl Link {
         let link = Arc::new(Link {
             tx,
             local,
-            down: CancellationToken::new(),
-            finished: CancellationToken::new(),
+            down: Signal::new(),
+            finished: Signal::new(),
             frames: tokio::sync::Mutex::new(Some(frames)),
         });
         tokio::spawn(write_loop(writer, rx, link.clone(), write_timeout));
@@ -88,7 +88,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     link: Arc<Link>,
     write_timeout: Option<Duration>,
 ) {
-    let down = link.down.clone();
+    let down = &link.down;
     // Allocated on first use: an idle session holds no write buffer.
     let mut batch = BytesMut::new();
     let mut broken = false;

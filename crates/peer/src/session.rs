@@ -6,7 +6,6 @@
 //! one is lost, its pending pulls end with 102 and the session dials again
 //! (`redial.rs`), keeping its id and data.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
@@ -16,7 +15,9 @@ use futures_util::future::BoxFuture;
 use jaunt_codec::{EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketType, Proto, Status};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
-use tokio_util::sync::CancellationToken;
+
+use crate::seq_map::SeqMap;
+use crate::signal::Signal;
 
 use crate::call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
@@ -47,9 +48,10 @@ pub(crate) struct SessionInner {
     /// How to dial again after losing the connection (dialed sessions with
     /// redial enabled).
     redial: Option<Redial>,
-    pending: Mutex<HashMap<i32, oneshot::Sender<Packet>>>,
+    pending: Mutex<SeqMap<oneshot::Sender<Packet>>>,
     /// The other side's pulls being served, by seq, so a cancel can stop them.
-    serving: Mutex<HashMap<i32, CancellationToken>>,
+    /// Dropping or firing the sender stops the handler.
+    serving: Mutex<SeqMap<oneshot::Sender<()>>>,
     /// One permit per running handler of this session.
     handlers: Arc<Semaphore>,
     /// With in-order handling: the queue of the session's handler worker.
@@ -58,7 +60,7 @@ pub(crate) struct SessionInner {
     /// How many connections the session has had.
     generations: AtomicU64,
     /// Closed for good.
-    closed: CancellationToken,
+    closed: Signal,
     data: SessionData,
 }
 
@@ -145,13 +147,13 @@ impl Session {
                 link: RwLock::new(link.clone()),
                 state: watch::Sender::new(SessionState::Reconnecting),
                 redial,
-                pending: Mutex::new(HashMap::new()),
-                serving: Mutex::new(HashMap::new()),
+                pending: Mutex::new(SeqMap::default()),
+                serving: Mutex::new(SeqMap::default()),
                 handlers,
                 in_order,
                 next_seq: AtomicI32::new(1),
                 generations: AtomicU64::new(0),
-                closed: CancellationToken::new(),
+                closed: Signal::new(),
                 data: SessionData::default(),
             }),
         };
@@ -267,9 +269,8 @@ impl Session {
             return;
         }
         self.pending().clear();
-        for (_, token) in self.serving().drain() {
-            token.cancel();
-        }
+        // Dropping the senders stops the handlers.
+        self.serving().clear();
         self.run_disconnect_hooks().await;
         if self.is_closed() {
             return;
@@ -562,7 +563,7 @@ impl Session {
         &self.inner.peer
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<i32, oneshot::Sender<Packet>>> {
+    fn pending(&self) -> MutexGuard<'_, SeqMap<oneshot::Sender<Packet>>> {
         self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -618,11 +619,10 @@ impl Session {
         let exchange = async {
             self.send_packet(&mut packet).await?;
             guard.sent = true;
-            tokio::select! {
-                biased;
-                reply = rx => reply.map_err(|_| Status::conn_closed("connection lost before the reply")),
-                () = self.inner.closed.cancelled() => Err(Status::conn_closed("connection lost before the reply")),
-            }
+            // Losing the connection or closing the session clears the
+            // pending table, which drops `tx`.
+            rx.await
+                .map_err(|_| Status::conn_closed("connection lost before the reply"))
         };
         let reply = match timeout {
             Some(timeout) => tokio::time::timeout(timeout, exchange)
@@ -669,10 +669,10 @@ impl Session {
 
     /// Registers a pull of the other side being served; the token fires if
     /// the caller cancels it.
-    pub(crate) fn serving_started(&self, seq: i32) -> CancellationToken {
-        let token = CancellationToken::new();
-        self.serving().insert(seq, token.clone());
-        token
+    pub(crate) fn serving_started(&self, seq: i32) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.serving().insert(seq, tx);
+        rx
     }
 
     /// Forgets a served pull.
@@ -680,7 +680,7 @@ impl Session {
         self.serving().remove(&seq);
     }
 
-    fn serving(&self) -> MutexGuard<'_, HashMap<i32, CancellationToken>> {
+    fn serving(&self) -> MutexGuard<'_, SeqMap<oneshot::Sender<()>>> {
         self.inner.serving.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -690,8 +690,8 @@ impl Session {
             .meta
             .get_str(CANCEL_SEQ_META)
             .and_then(|s| s.parse::<i32>().ok());
-        if let Some(token) = seq.and_then(|seq| self.serving().remove(&seq)) {
-            token.cancel();
+        if let Some(stop) = seq.and_then(|seq| self.serving().remove(&seq)) {
+            let _ = stop.send(());
         }
     }
 
@@ -810,15 +810,16 @@ impl Session {
     /// Waits for room to run one more handler (the read loop stops reading
     /// meanwhile: backpressure instead of unbounded spawning).
     pub(crate) async fn handler_permits(&self) -> Option<Permits> {
-        let own = self.inner.handlers.clone().acquire_owned().await.ok()?;
-        let peer = self
-            .inner
-            .peer
-            .handlers
-            .clone()
-            .acquire_owned()
-            .await
-            .ok()?;
+        // Most of the time both have room: take them without a future.
+        let own = match self.inner.handlers.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => self.inner.handlers.clone().acquire_owned().await.ok()?,
+        };
+        let handlers = &self.inner.peer.handlers;
+        let peer = match handlers.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => handlers.clone().acquire_owned().await.ok()?,
+        };
         Some((own, peer))
     }
 
