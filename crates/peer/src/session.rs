@@ -239,6 +239,12 @@ impl Session {
         if let Some(link) = self.handshake_link() {
             return Ok(link);
         }
+        if !self.is_closed() {
+            let link = self.link();
+            if !link.down.is_cancelled() {
+                return Ok(link);
+            }
+        }
         let mut state = self.inner.state.subscribe();
         loop {
             if self.is_closed() {
