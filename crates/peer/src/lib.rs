@@ -66,6 +66,7 @@ mod session;
 mod signal;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod writer;
 
 pub use addr::{Addr, AddrParseError, ToAddr};
 pub use call::{

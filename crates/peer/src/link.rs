@@ -16,12 +16,14 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use jaunt_socket::{Packet, PacketType, Proto, ProtoError, Status};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::call::CANCEL_URI;
 use crate::peer::Conn;
 use crate::reader::FrameReader;
 use crate::signal::Signal;
+use crate::writer::{Attempt, Direct, WriteHalf};
 use crate::{dispatch, Addr, Session};
 
 /// Frames are gathered into one write up to this many bytes.
@@ -37,7 +39,9 @@ pub(crate) type Frames = FrameReader;
 /// One connection.
 pub(crate) struct Link {
     /// The writer task's queue.
-    pub(crate) tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Bytes>,
+    /// Writing without the writer task (TCP and Unix sockets).
+    direct: Option<Direct>,
     /// This side's address on the connection.
     pub(crate) local: Addr,
     /// Fired when the connection ends (or the session closes).
@@ -61,31 +65,81 @@ impl Link {
         let (reader, writer) = conn.into_halves();
         let frames = FrameReader::new(reader, proto);
         let (tx, rx) = mpsc::channel(queue_len.max(1));
+        let (direct, other) = match writer {
+            WriteHalf::Direct(direct) => (Some(direct), None),
+            WriteHalf::Other(other) => (None, Some(other)),
+        };
         let link = Arc::new(Link {
             tx,
+            direct,
             local,
             down: Signal::new(),
             finished: Signal::new(),
             frames: tokio::sync::Mutex::new(Some(frames)),
         });
-        tokio::spawn(write_loop(writer, rx, link.clone(), write_timeout));
+        tokio::spawn(write_loop(other, rx, link.clone(), write_timeout));
         link
     }
 
-    /// Queues an encoded frame.
+    /// Sends an encoded frame: written at once when nothing is ahead of it,
+    /// queued otherwise (waiting for room in a full queue).
     pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Status> {
-        if self.down.is_cancelled() {
-            return Err(Status::conn_closed("connection lost"));
+        let lost = || Status::conn_closed("connection lost");
+        match self.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(_)) => Err(lost()),
+            Err(TrySendError::Full(frame)) => {
+                let slot = self.tx.reserve().await.map_err(|_| lost())?;
+                match &self.direct {
+                    Some(direct) => {
+                        let mut order = direct.lock();
+                        order.queued += 1;
+                        slot.send(frame);
+                    }
+                    None => slot.send(frame),
+                }
+                Ok(())
+            }
         }
-        self.tx
-            .send(frame)
-            .await
-            .map_err(|_| Status::conn_closed("connection lost"))
+    }
+
+    /// Sends an encoded frame if that needs no waiting: `Full` when the
+    /// queue is full, `Closed` when the connection is lost.
+    pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        if self.down.is_cancelled() {
+            return Err(TrySendError::Closed(frame));
+        }
+        let Some(direct) = &self.direct else {
+            return self.tx.try_send(frame);
+        };
+        match direct.attempt(&frame) {
+            Ok(Attempt::Written) => Ok(()),
+            Ok(Attempt::Queue(mut order, written)) => {
+                // The rest of a partly written frame must go next: there is
+                // room, since nothing was queued (the lock is still held).
+                self.tx.try_send(frame.slice(written..))?;
+                order.queued += 1;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "write failed: the connection is lost");
+                self.down.cancel();
+                Err(TrySendError::Closed(frame))
+            }
+        }
+    }
+
+    /// Corks the link while the read loop holds more frames of a burst (the
+    /// replies of its handlers then leave together).
+    pub(crate) fn cork(&self, corked: bool) {
+        if let Some(direct) = &self.direct {
+            direct.cork(corked);
+        }
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: W,
+async fn write_loop(
+    mut other: Option<Box<dyn AsyncWrite + Send + Unpin>>,
     mut rx: mpsc::Receiver<Bytes>,
     link: Arc<Link>,
     write_timeout: Option<Duration>,
@@ -105,15 +159,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         };
         let Some(first) = first else { break };
         batch.extend_from_slice(&first);
+        let mut frames = 1;
         // Coalesce whatever else is already queued into the same write.
         while batch.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(frame) => batch.extend_from_slice(&frame),
+                Ok(frame) => {
+                    batch.extend_from_slice(&frame);
+                    frames += 1;
+                }
                 Err(_) => break,
             }
         }
         let written = {
-            let write = write_all(&mut writer, &batch, write_timeout);
+            let write = write_batch(&link, &mut other, &batch, frames, write_timeout);
             tokio::pin!(write);
             tokio::select! {
                 biased;
@@ -140,30 +198,44 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     rx.close();
     if !broken {
         batch.clear();
+        let mut frames = 0;
         while let Ok(frame) = rx.try_recv() {
             batch.extend_from_slice(&frame);
+            frames += 1;
         }
         if !batch.is_empty() {
-            let _ = write_all(
-                &mut writer,
-                &batch,
-                Some(write_timeout.unwrap_or(CLOSE_FLUSH)),
-            )
-            .await;
+            let limit = Some(write_timeout.unwrap_or(CLOSE_FLUSH));
+            let _ = write_batch(&link, &mut other, &batch, frames, limit).await;
         }
-        let _ = tokio::time::timeout(CLOSE_FLUSH, writer.shutdown()).await;
+        match (&link.direct, &mut other) {
+            (Some(direct), _) => {
+                // Under the lock: a sender's write is never cut in half.
+                let _order = direct.lock();
+                let _ = direct.shutdown();
+            }
+            (None, Some(other)) => {
+                let _ = tokio::time::timeout(CLOSE_FLUSH, other.shutdown()).await;
+            }
+            (None, None) => {}
+        }
     }
     link.finished.cancel();
 }
 
-async fn write_all<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    bytes: &[u8],
+/// Writes a batch of `frames` queued frames, within `limit`.
+async fn write_batch(
+    link: &Link,
+    other: &mut Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    batch: &[u8],
+    frames: usize,
     limit: Option<Duration>,
 ) -> std::io::Result<()> {
     let write = async {
-        writer.write_all(bytes).await?;
-        writer.flush().await
+        match (&link.direct, other) {
+            (Some(direct), _) => direct.write_queued(batch, frames).await,
+            (None, Some(other)) => write_all(other, batch).await,
+            (None, None) => Ok(()),
+        }
     };
     match limit {
         Some(limit) => tokio::time::timeout(limit, write)
@@ -171,6 +243,11 @@ async fn write_all<W: AsyncWrite + Unpin>(
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
         None => write.await,
     }
+}
+
+async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
 }
 
 /// Reads and dispatches the link's frames until it goes down, then tells
@@ -216,6 +293,8 @@ pub(crate) async fn read_loop(mut frames: Frames, session: Session, link: Arc<Li
             }
             Some(None) => break,
             Some(Some(Ok(Ok(packet)))) => {
+                // More of the burst to come: let the replies gather.
+                link.cork(frames.has_buffered());
                 if !dispatch_packet(&session, &link, packet).await {
                     break;
                 }

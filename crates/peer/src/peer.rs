@@ -20,6 +20,7 @@ use crate::hub::Hub;
 use crate::plugin::{route_chain, Plugin, RouteChain, RouteKind, RoutePlugin};
 use crate::reader::ReadHalf;
 use crate::redial::{Dialer, Redial};
+use crate::writer::{Direct, Socket, WriteHalf};
 use crate::{Addr, AddrParseError, PeerConfig, PullOptions, Router, Session, ToAddr};
 
 /// Why a peer could not be built or could not listen.
@@ -842,24 +843,27 @@ pub(crate) enum Conn {
     Other(Box<dyn AsyncStream>),
 }
 
-/// A connection's write half.
-pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
-
 impl Conn {
     /// Splits the connection for the reader and writer tasks.
     pub(crate) fn into_halves(self) -> (ReadHalf, WriteHalf) {
         match self {
             Self::Tcp(tcp) => {
                 let (r, w) = tcp.into_split();
-                (ReadHalf::Tcp(r), Box::new(w))
+                (
+                    ReadHalf::Tcp(r),
+                    WriteHalf::Direct(Direct::new(Socket::Tcp(Arc::new(w)))),
+                )
             }
             Self::Unix(unix) => {
                 let (r, w) = unix.into_split();
-                (ReadHalf::Unix(r), Box::new(w))
+                (
+                    ReadHalf::Unix(r),
+                    WriteHalf::Direct(Direct::new(Socket::Unix(Arc::new(w)))),
+                )
             }
             Self::Other(stream) => {
                 let (r, w) = tokio::io::split(stream);
-                (ReadHalf::Other(Box::new(r)), Box::new(w))
+                (ReadHalf::Other(Box::new(r)), WriteHalf::Other(Box::new(w)))
             }
         }
     }

@@ -67,6 +67,12 @@ impl FrameReader {
         }
     }
 
+    /// Whether bytes of another frame are already buffered (the rest of a
+    /// burst).
+    pub(crate) fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// The next frame; `None` once the stream has ended.
     ///
     /// Cancel safe: everything read is kept in the reader, so a `select!`

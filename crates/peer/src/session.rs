@@ -274,20 +274,26 @@ impl Session {
         if !Arc::ptr_eq(&self.link(), link) {
             return;
         }
+        let redials = self.inner.redial.is_some() && !self.inner.peer.is_closed();
+        if !redials {
+            // Closed from now on, so a pull failing below sees a closed
+            // session; the rest of the close follows the hooks.
+            self.inner.closed.cancel();
+        }
         self.pending().clear();
         // Dropping the senders stops the handlers.
         self.serving().clear();
         self.run_disconnect_hooks().await;
+        if !redials {
+            self.finish_close();
+            return;
+        }
         if self.is_closed() {
             return;
         }
-        if self.inner.redial.is_some() && !self.inner.peer.is_closed() {
-            self.inner.state.send_replace(SessionState::Reconnecting);
-            tracing::info!(id = %self.id(), "connection lost: redialing");
-            tokio::spawn(redial::run(self.clone()));
-        } else {
-            self.close();
-        }
+        self.inner.state.send_replace(SessionState::Reconnecting);
+        tracing::info!(id = %self.id(), "connection lost: redialing");
+        tokio::spawn(redial::run(self.clone()));
     }
 
     /// One redial attempt. (Boxed: connecting starts a read loop whose end
@@ -442,6 +448,12 @@ impl Session {
             return;
         }
         self.inner.closed.cancel();
+        self.finish_close();
+    }
+
+    /// The close after the closed signal fired: the connection goes down,
+    /// pending pulls end, the session leaves the hub.
+    fn finish_close(&self) {
         self.link().down.cancel();
         self.pending().clear();
         self.inner.peer.hub.remove(self);
@@ -669,7 +681,7 @@ impl Session {
         cancel.meta.add(CANCEL_SEQ_META, seq.to_string());
         let mut frame = BytesMut::new();
         if self.inner.proto.encode(&cancel, &mut frame).is_ok() {
-            let _ = self.link().tx.try_send(frame.freeze());
+            let _ = self.link().try_send(frame.freeze());
         }
     }
 
@@ -770,7 +782,7 @@ impl Session {
                 if link.down.is_cancelled() {
                     return Err(Status::conn_closed("connection lost"));
                 }
-                link.tx.try_send(frame).map_err(|e| match e {
+                link.try_send(frame).map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_)
                         if config.slow_consumer == SlowConsumer::Drop =>
                     {
