@@ -9,6 +9,7 @@
 //! follows (redial, or close).
 
 use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -171,8 +172,15 @@ async fn write_loop(
             }
         }
         let written = {
-            let write = write_batch(&link, &mut other, &batch, frames, write_timeout);
-            tokio::pin!(write);
+            // Boxed, so that an idle session's writer task stays small (the
+            // common case, a frame with nothing ahead, never comes here).
+            let mut write = Box::pin(write_batch(
+                &link,
+                &mut other,
+                &batch,
+                frames,
+                write_timeout,
+            ));
             tokio::select! {
                 biased;
                 result = &mut write => result,
@@ -352,8 +360,11 @@ pub(crate) async fn in_order_worker(mut rx: mpsc::Receiver<Job>, session: Sessio
 /// tenth of the framework's time per call. Wakers the first step registered
 /// point at the reading task; the spawned task's first poll registers its
 /// own, so at worst the reader wakes once for nothing.
-async fn run_handler(handler: impl Future<Output = ()> + Send + 'static) {
-    let mut handler = Box::pin(handler);
+///
+/// The handler comes boxed: the read loop's own state then holds a pointer,
+/// not the handler (which would make every idle session's reading task as
+/// large as the largest handler future).
+async fn run_handler<F: Future<Output = ()> + Send + 'static>(mut handler: Pin<Box<F>>) {
     let first = poll_fn(|cx| Poll::Ready(handler.as_mut().poll(cx))).await;
     if first.is_pending() {
         tokio::spawn(handler);
@@ -385,16 +396,16 @@ async fn dispatch_packet(session: &Session, link: &Arc<Link>, packet: Packet) ->
             if packet.ptype == PacketType::Pull {
                 let cancel = session.serving_started(packet.seq);
                 let link = link.clone();
-                run_handler(async move {
+                run_handler(Box::pin(async move {
                     dispatch::serve_pull(session, link, packet, cancel).await;
                     drop(permits);
-                })
+                }))
                 .await;
             } else {
-                run_handler(async move {
+                run_handler(Box::pin(async move {
                     dispatch::serve_push(session, packet).await;
                     drop(permits);
-                })
+                }))
                 .await;
             }
         }
