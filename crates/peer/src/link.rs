@@ -113,12 +113,18 @@ impl Link {
         let Some(direct) = &self.direct else {
             return self.tx.try_send(frame);
         };
+        // A queue slot first: if the frame is written only in part, its rest
+        // must be queued before the lock is let go, with no waiting.
+        let slot = match self.tx.try_reserve() {
+            Ok(slot) => slot,
+            Err(TrySendError::Full(())) => return Err(TrySendError::Full(frame)),
+            Err(TrySendError::Closed(())) => return Err(TrySendError::Closed(frame)),
+        };
         match direct.attempt(&frame) {
+            // The unused slot goes back to the queue.
             Ok(Attempt::Written) => Ok(()),
             Ok(Attempt::Queue(mut order, written)) => {
-                // The rest of a partly written frame must go next: there is
-                // room, since nothing was queued (the lock is still held).
-                self.tx.try_send(frame.slice(written..))?;
+                slot.send(frame.slice(written..));
                 order.queued += 1;
                 Ok(())
             }

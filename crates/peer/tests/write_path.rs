@@ -9,7 +9,7 @@ mod common;
 use bytes::Bytes;
 use common::{jitter, tcp_server, within};
 use jaunt_codec::ids as codec_ids;
-use jaunt_peer::{Peer, PullCtx, PullOptions, Router, Session};
+use jaunt_peer::{Peer, PeerConfig, PullCtx, PullOptions, Router, Session};
 use jaunt_socket::Status;
 
 /// The body of pull `n`: its size varies from a few bytes to 2 MiB, and
@@ -95,6 +95,30 @@ async fn large_and_small_frames_from_many_tasks_over_unix() {
             .await
             .unwrap();
         let client = Peer::new(Router::new());
+        let session = client.dial(&addr).await.unwrap();
+        exercise(&session).await;
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
+
+/// The same with a write queue of one frame on both sides: senders wait for
+/// the queue as often as they write directly, and a frame written in part
+/// must still have its rest queued before any other frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_small_frames_with_a_one_frame_queue() {
+    within(async {
+        let config = PeerConfig {
+            write_queue_len: 1,
+            ..PeerConfig::default()
+        };
+        let server = Peer::builder(echo_router())
+            .config(config.clone())
+            .build()
+            .unwrap();
+        let addr = server.listen("127.0.0.1:0").await.unwrap();
+        let client = Peer::builder(Router::new()).config(config).build().unwrap();
         let session = client.dial(&addr).await.unwrap();
         exercise(&session).await;
         client.close().await;
