@@ -1,12 +1,14 @@
 //! [`Link`]: one connection of a session, with its writer and reader tasks.
 //!
 //! A session outlives its connections when it redials: each connection is a
-//! link. The writer task owns the write half and writes queued frames,
-//! several per system call when they pile up (frames are encoded by whoever
-//! sends them, so they never interleave on the wire). The read loop decodes
-//! frames and dispatches them: replies to their waiting pull, pulls and
-//! pushes to handler tasks. When the link goes down the session decides what
-//! follows (redial, or close).
+//! link. Frames are encoded by whoever sends them; a frame with nothing
+//! queued ahead of it is written by its sender (see `writer.rs`), the others
+//! go through the queue of the writer task, which writes several per system
+//! call when they pile up. Frames never interleave on the wire. The read loop
+//! decodes frames and dispatches them: replies to their waiting pull, pulls
+//! and pushes to their handlers, whose first step runs on the read loop
+//! (a handler that waits goes on as its own task). When the link goes down
+//! the session decides what follows (redial, or close).
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
