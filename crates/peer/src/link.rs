@@ -35,10 +35,6 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// timeout is configured.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
-/// The decoded frames of a connection: a malformed but whole frame is an
-/// inner `Err` (drop it and go on); an outer `Err` ends the stream.
-pub(crate) type Frames = FrameReader;
-
 /// One connection.
 pub(crate) struct Link {
     /// The writer task's queue.
@@ -52,7 +48,7 @@ pub(crate) struct Link {
     /// Fired when the writer has flushed and shut the connection down.
     pub(crate) finished: Signal,
     /// The frame reader while the connect hooks run; the read loop takes it.
-    pub(crate) frames: tokio::sync::Mutex<Option<Frames>>,
+    pub(crate) frames: tokio::sync::Mutex<Option<FrameReader>>,
 }
 
 impl Link {
@@ -268,7 +264,7 @@ async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::
 
 /// Reads and dispatches the link's frames until it goes down, then tells
 /// the session.
-pub(crate) async fn read_loop(mut frames: Frames, session: Session, link: Arc<Link>) {
+pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: Arc<Link>) {
     let config = &session.shared().config;
     let read_timeout = config.read_timeout;
     let too_old = async {

@@ -120,17 +120,11 @@ impl Direct {
             return Ok(Attempt::Queue(order, 0));
         }
         let mut written = 0;
-        while written < frame.len() {
-            match self.socket.try_write(&frame[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(Attempt::Queue(order, written))
-                }
-                Err(e) => return Err(e),
-            }
+        if self.write_until_full(frame, &mut written)? {
+            Ok(Attempt::Written)
+        } else {
+            Ok(Attempt::Queue(order, written))
         }
-        Ok(Attempt::Written)
     }
 
     /// The writer task's write of `batch`, which holds `frames` queued
@@ -140,23 +134,28 @@ impl Direct {
         loop {
             {
                 let mut order = self.lock();
-                loop {
-                    match self.socket.try_write(&batch[written..]) {
-                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => {
-                            written += n;
-                            if written == batch.len() {
-                                order.queued -= frames;
-                                return Ok(());
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(e),
-                    }
+                if self.write_until_full(batch, &mut written)? {
+                    order.queued -= frames;
+                    return Ok(());
                 }
             }
             self.socket.writable().await?;
         }
+    }
+
+    /// Writes `bytes[*written..]` until all of it is written (`true`) or the
+    /// socket is full (`false`); `written` counts what went. The caller
+    /// holds the lock.
+    fn write_until_full(&self, bytes: &[u8], written: &mut usize) -> io::Result<bool> {
+        while *written < bytes.len() {
+            match self.socket.try_write(&bytes[*written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => *written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Ends the write direction.
