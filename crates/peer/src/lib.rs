@@ -64,6 +64,7 @@ pub mod restart;
 mod seq_map;
 mod session;
 mod signal;
+mod spare;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod writer;

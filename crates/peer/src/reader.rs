@@ -20,6 +20,8 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use jaunt_socket::{Packet, PacketCodec, Proto, ProtoError};
+
+use crate::spare;
 use tokio::io::AsyncRead;
 use tokio_util::codec::Decoder;
 
@@ -124,6 +126,9 @@ impl FrameReader {
                     ReadHalf::Other(_) => {}
                 }
             }
+            if buf.capacity() == 0 {
+                *buf = spare::take_read_buffer();
+            }
             if buf.capacity() - buf.len() < MIN_READ_ROOM {
                 buf.reserve(READ_BUF);
             }
@@ -167,7 +172,7 @@ async fn release_while_waiting(
     match first {
         Poll::Ready(result) => result,
         Poll::Pending => {
-            *buf = BytesMut::new();
+            spare::give_back_read_buffer(std::mem::take(buf));
             readable.await
         }
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use jaunt_codec::{EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketType, Proto, Status};
@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::seq_map::SeqMap;
 use crate::signal::Signal;
+use crate::spare;
 
 use crate::call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
@@ -679,9 +680,8 @@ impl Session {
     fn send_cancel(&self, seq: i32) {
         let mut cancel = Packet::new(PacketType::Push, self.next_seq(), CANCEL_URI);
         cancel.meta.add(CANCEL_SEQ_META, seq.to_string());
-        let mut frame = BytesMut::new();
-        if self.inner.proto.encode(&cancel, &mut frame).is_ok() {
-            let _ = self.link().try_send(frame.freeze());
+        if let Ok(frame) = spare::encode_frame(|buf| self.inner.proto.encode(&cancel, buf)) {
+            let _ = self.link().try_send(frame);
         }
     }
 
@@ -803,12 +803,8 @@ impl Session {
         if self.is_closed() {
             return Err(Status::conn_closed("session is closed"));
         }
-        let mut frame = BytesMut::new();
-        self.inner
-            .proto
-            .encode(packet, &mut frame)
-            .map_err(|e| Status::bad_message(format!("cannot frame the message: {e}")))?;
-        Ok(frame.freeze())
+        spare::encode_frame(|buf| self.inner.proto.encode(packet, buf))
+            .map_err(|e| Status::bad_message(format!("cannot frame the message: {e}")))
     }
 
     /// Encodes and queues one packet, without hooks, on the live connection
