@@ -11,7 +11,7 @@ use jaunt_socket::{Packet, PacketType, Status};
 
 use crate::call::ACCEPT_BODY_CODEC;
 use crate::context::{PullCtx, PushCtx};
-use crate::link::Link;
+use crate::link::{Link, Permits};
 use crate::plugin::RouteChain;
 use crate::Session;
 use std::sync::Arc;
@@ -49,35 +49,50 @@ fn error_reply(seq: i32, status: Status, xfer: Vec<u8>) -> Packet {
 }
 
 /// Serves one pull of the other side, unless the caller cancels it first
-/// (then the handler's future is dropped and nothing is replied).
+/// (then the handler's future is dropped and nothing is replied). `permits`
+/// are held until the reply is sent.
+///
+/// This future is allocated for every served pull, so it is kept small: the
+/// packet comes boxed (each async fn would otherwise keep its own copy of
+/// it), and the rare paths below are boxed futures of their own.
 pub(crate) async fn serve_pull(
     session: Session,
     link: Arc<Link>,
-    packet: Packet,
+    packet: Box<Packet>,
     cancel: oneshot::Receiver<()>,
+    permits: Permits,
 ) {
     let seq = packet.seq;
+    let serve = async {
+        let (reply, chain) = answer_pull(&session, packet).await;
+        send_reply(&session, &link, reply, &chain).await;
+    };
     tokio::select! {
         biased;
         // A cancel push fires it; losing the connection drops its sender.
         _ = cancel => {
             tracing::debug!(id = %session.id(), seq, "pull cancelled by its caller: handler dropped");
         }
-        () = serve_pull_uncancelled(session.clone(), &link, packet) => {}
+        () = serve => {}
     }
     session.serving_done(seq);
+    drop(permits);
 }
 
-async fn serve_pull_uncancelled(session: Session, link: &Link, mut packet: Packet) {
+/// Runs the hooks and the handler of a pull; returns the reply and the
+/// route hooks that see it written.
+async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteChain) {
     let start = Instant::now();
+    let mut packet = *packet;
     let shared = session.shared().clone();
     let seq = packet.seq;
     for plugin in shared.plugins.iter() {
-        if let Err(status) = plugin.post_read_pull_header(&session, &mut packet).await {
+        if let Err(status) = plugin.post_read_pull_header(session, &mut packet).await {
             shared.log_call("serve pull", &packet, &status, start.elapsed());
-            let reply = error_reply(seq, status, packet.xfer);
-            send_reply(&session, link, reply, &shared.peer_chain).await;
-            return;
+            return (
+                error_reply(seq, status, packet.xfer),
+                shared.peer_chain.clone(),
+            );
         }
     }
     let pull_xfer = packet.xfer.clone();
@@ -95,21 +110,20 @@ async fn serve_pull_uncancelled(session: Session, link: &Link, mut packet: Packe
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for pull {}", packet.path()));
         shared.log_call("serve pull", &packet, &status, start.elapsed());
-        send_reply(&session, link, error_reply(seq, status, pull_xfer), &chain).await;
-        return;
+        return (error_reply(seq, status, pull_xfer), chain);
     };
     for plugin in chain.iter() {
-        if let Err(status) = plugin.pre_read_pull_body(&session, &mut packet).await {
+        if let Err(status) = plugin.pre_read_pull_body(session, &mut packet).await {
             shared.log_call("serve pull", &packet, &status, start.elapsed());
-            send_reply(&session, link, error_reply(seq, status, pull_xfer), &chain).await;
-            return;
+            return (error_reply(seq, status, pull_xfer), chain);
         }
     }
 
     let ctx = PullCtx::new(session.clone(), packet, info, start, chain.clone());
     let run = run_caught(|| handler(ctx.clone()));
     let outcome = match ctx.deadline() {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), run)
+        // Boxed: the timer would make every served pull's future larger.
+        Some(deadline) => Box::pin(tokio::time::timeout_at(deadline.into(), run))
             .await
             .unwrap_or_else(|_| {
                 Err(Status::handle_timeout(
@@ -153,7 +167,7 @@ async fn serve_pull_uncancelled(session: Session, link: &Link, mut packet: Packe
         Err(status) => reply.status = status,
     }
     shared.log_call("serve pull", pull, &reply.status, start.elapsed());
-    send_reply(&session, link, reply, &chain).await;
+    (reply, chain)
 }
 
 /// Runs the reply write hooks of `chain` around sending `reply`.
@@ -169,22 +183,28 @@ async fn send_reply(session: &Session, link: &Link, mut reply: Packet, chain: &R
         if session.is_closed() || link.down.is_cancelled() {
             return;
         }
-        // The reply could not be framed (too large, unknown filter): tell the
-        // caller rather than leaving it waiting.
-        tracing::warn!(id = %session.id(), seq = reply.seq, %status, "reply could not be sent");
-        let xfer = std::mem::take(&mut reply.xfer);
-        let fallback = error_reply(reply.seq, Status::internal(status.to_string()), xfer);
-        if session.queue_on(link, &fallback).await.is_err() {
-            // With the pull's filters it cannot be framed either: send it bare.
-            let bare = error_reply(reply.seq, Status::internal(status.to_string()), Vec::new());
-            let _ = session.queue_on(link, &bare).await;
-        }
+        // Boxed, as every rare path here: each served pull's future holds
+        // this one's state, and a smaller future is a cheaper allocation.
+        Box::pin(send_unsendable(session, link, reply, status)).await;
         return;
     }
     for plugin in chain.iter() {
         if let Err(status) = plugin.post_write_reply(session, &reply).await {
             tracing::warn!(plugin = plugin.name(), %status, "post_write_reply hook failed");
         }
+    }
+}
+
+/// The reply could not be framed (too large, unknown filter): tells the
+/// caller rather than leaving it waiting.
+async fn send_unsendable(session: &Session, link: &Link, mut reply: Packet, status: Status) {
+    tracing::warn!(id = %session.id(), seq = reply.seq, %status, "reply could not be sent");
+    let xfer = std::mem::take(&mut reply.xfer);
+    let fallback = error_reply(reply.seq, Status::internal(status.to_string()), xfer);
+    if session.queue_on(link, &fallback).await.is_err() {
+        // With the pull's filters it cannot be framed either: send it bare.
+        let bare = error_reply(reply.seq, Status::internal(status.to_string()), Vec::new());
+        let _ = session.queue_on(link, &bare).await;
     }
 }
 

@@ -82,24 +82,33 @@ impl Link {
 
     /// Sends an encoded frame: written at once when nothing is ahead of it,
     /// queued otherwise (waiting for room in a full queue).
+    ///
+    /// The wait for room is boxed: every handler's future holds this one, and
+    /// a full queue is the exception.
     pub(crate) async fn send(&self, frame: Bytes) -> Result<(), Status> {
-        let lost = || Status::conn_closed("connection lost");
         match self.try_send(frame) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Closed(_)) => Err(lost()),
-            Err(TrySendError::Full(frame)) => {
-                let slot = self.tx.reserve().await.map_err(|_| lost())?;
-                match &self.direct {
-                    Some(direct) => {
-                        let mut order = direct.lock();
-                        order.queued += 1;
-                        slot.send(frame);
-                    }
-                    None => slot.send(frame),
-                }
-                Ok(())
-            }
+            Err(TrySendError::Closed(_)) => Err(Status::conn_closed("connection lost")),
+            Err(TrySendError::Full(frame)) => Box::pin(self.send_when_room(frame)).await,
         }
+    }
+
+    /// Queues `frame` once the full queue has room.
+    async fn send_when_room(&self, frame: Bytes) -> Result<(), Status> {
+        let slot = self
+            .tx
+            .reserve()
+            .await
+            .map_err(|_| Status::conn_closed("connection lost"))?;
+        match &self.direct {
+            Some(direct) => {
+                let mut order = direct.lock();
+                order.queued += 1;
+                slot.send(frame);
+            }
+            None => slot.send(frame),
+        }
+        Ok(())
     }
 
     /// Sends an encoded frame if that needs no waiting: `Full` when the
@@ -348,11 +357,14 @@ pub(crate) async fn in_order_worker(mut rx: mpsc::Receiver<Job>, session: Sessio
         match packet.ptype {
             PacketType::Pull => {
                 let cancel = session.serving_started(packet.seq);
-                dispatch::serve_pull(session.clone(), link, packet, cancel).await;
+                dispatch::serve_pull(session.clone(), link, Box::new(packet), cancel, permits)
+                    .await;
             }
-            _ => dispatch::serve_push(session.clone(), packet).await,
+            _ => {
+                dispatch::serve_push(session.clone(), packet).await;
+                drop(permits);
+            }
         }
-        drop(permits);
     }
 }
 
@@ -400,10 +412,10 @@ async fn dispatch_packet(session: &Session, link: &Arc<Link>, packet: Packet) ->
             if packet.ptype == PacketType::Pull {
                 let cancel = session.serving_started(packet.seq);
                 let link = link.clone();
-                run_handler(Box::pin(async move {
-                    dispatch::serve_pull(session, link, packet, cancel).await;
-                    drop(permits);
-                }))
+                let packet = Box::new(packet);
+                run_handler(Box::pin(dispatch::serve_pull(
+                    session, link, packet, cancel, permits,
+                )))
                 .await;
             } else {
                 run_handler(Box::pin(async move {
