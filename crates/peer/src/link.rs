@@ -104,9 +104,9 @@ impl Link {
             Some(direct) => {
                 let mut order = direct.lock();
                 order.queued += 1;
-                slot.send(frame);
+                slot.send(owned(&frame));
             }
-            None => slot.send(frame),
+            None => slot.send(owned(&frame)),
         }
         Ok(())
     }
@@ -117,9 +117,6 @@ impl Link {
         if self.down.is_cancelled() {
             return Err(TrySendError::Closed(frame));
         }
-        let Some(direct) = &self.direct else {
-            return self.tx.try_send(frame);
-        };
         // A queue slot first: if the frame is written only in part, its rest
         // must be queued before the lock is let go, with no waiting.
         let slot = match self.tx.try_reserve() {
@@ -127,11 +124,15 @@ impl Link {
             Err(TrySendError::Full(())) => return Err(TrySendError::Full(frame)),
             Err(TrySendError::Closed(())) => return Err(TrySendError::Closed(frame)),
         };
+        let Some(direct) = &self.direct else {
+            slot.send(owned(&frame));
+            return Ok(());
+        };
         match direct.attempt(&frame) {
             // The unused slot goes back to the queue.
             Ok(Attempt::Written) => Ok(()),
             Ok(Attempt::Queue(mut order, written)) => {
-                slot.send(frame.slice(written..));
+                slot.send(owned(&frame[written..]));
                 order.queued += 1;
                 Ok(())
             }
@@ -150,6 +151,14 @@ impl Link {
             direct.cork(corked);
         }
     }
+}
+
+/// A queued frame's own copy. Frames are cut from a buffer shared by every
+/// session of the thread (`spare.rs`): a frame that waits in a queue would
+/// otherwise keep the whole buffer alive, and a slow reader's queue could pin
+/// many times its own size. Only frames that wait are copied.
+fn owned(frame: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(frame)
 }
 
 async fn write_loop(

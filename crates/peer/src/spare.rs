@@ -8,10 +8,11 @@
 //! connection read and encode frames without touching the allocator, while an
 //! idle session still holds no buffer at all.
 //!
-//! A buffer whose frames are still alive (a handler kept its request, a reply
-//! waits in a queue) costs nothing extra: its next `reserve` allocates as it
-//! would have without the spare, and the old allocation goes when its last
-//! frame does.
+//! A buffer whose frames are still alive (a handler kept its request) costs
+//! nothing extra: its next `reserve` allocates as it would have without the
+//! spare, and the old allocation goes when its last frame does. Frames that
+//! wait in a write queue are copied out first (`link.rs`), so a slow reader
+//! never keeps a thread's encode buffers alive.
 
 use std::cell::RefCell;
 
