@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use std::collections::HashMap;
 
 use jaunt_router::RouteInfo;
+use rustc_hash::FxBuildHasher;
 
 use crate::hub::Hub;
 use crate::plugin::{route_chain, Plugin, RouteChain, RouteKind, RoutePlugin};
@@ -112,8 +113,8 @@ impl PeerBuilder {
 
     fn build_with_codec(self, default_codec: u8) -> Result<Peer, PeerError> {
         let peer_chain = check_chain(route_chain(&self.plugins, &RouteInfo::fallback()))?;
-        let mut pull_chains = HashMap::new();
-        let mut push_chains = HashMap::new();
+        let mut pull_chains = HashMap::default();
+        let mut push_chains = HashMap::default();
         for (kind, uris, chains) in [
             (RouteKind::Pull, self.router.pull_uris(), &mut pull_chains),
             (RouteKind::Push, self.router.push_uris(), &mut push_chains),
@@ -227,8 +228,9 @@ pub(crate) struct PeerShared {
     pub(crate) plugins: Arc<[Arc<dyn Plugin>]>,
     /// The route hooks of messages with no route (the peer plugins).
     pub(crate) peer_chain: RouteChain,
-    pub(crate) pull_chains: HashMap<String, RouteChain>,
-    pub(crate) push_chains: HashMap<String, RouteChain>,
+    // Fx hashing, as the router's tables: looked up by every incoming message.
+    pub(crate) pull_chains: HashMap<String, RouteChain, FxBuildHasher>,
+    pub(crate) push_chains: HashMap<String, RouteChain, FxBuildHasher>,
     pub(crate) config: PeerConfig,
     pub(crate) router: Router,
     pub(crate) codecs: Arc<Registry>,

@@ -631,6 +631,7 @@ impl Session {
             session: self,
             seq,
             sent: false,
+            replied: false,
         };
         if self.is_closed() {
             return Err(Status::conn_closed("session is closed"));
@@ -640,8 +641,12 @@ impl Session {
             guard.sent = true;
             // Losing the connection or closing the session clears the
             // pending table, which drops `tx`.
-            rx.await
-                .map_err(|_| Status::conn_closed("connection lost before the reply"))
+            let reply = rx
+                .await
+                .map_err(|_| Status::conn_closed("connection lost before the reply"))?;
+            // The reply took the pending entry with it.
+            guard.replied = true;
+            Ok(reply)
         };
         let reply = match timeout {
             Some(timeout) => tokio::time::timeout(timeout, exchange)
@@ -882,10 +887,15 @@ struct PendingGuard<'a> {
     seq: i32,
     /// Whether the pull went out (so the other side may be working on it).
     sent: bool,
+    /// Whether the reply came (its entry is gone already).
+    replied: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
+        if self.replied {
+            return;
+        }
         let unanswered = self.session.pending().remove(&self.seq).is_some();
         if unanswered && self.sent && !self.session.is_closed() {
             // Abandoned (dropped or timed out): let the callee stop working.

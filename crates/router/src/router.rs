@@ -1,6 +1,8 @@
 //! [`Router`] and [`Group`]: the route table.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxBuildHasher;
 use std::fmt;
 use std::sync::Arc;
 
@@ -106,8 +108,11 @@ impl<H> Route<H> {
 /// handed to the handler. Registering a uri twice is an error.
 pub struct Router<P, S> {
     mapper: UriMapper,
-    pulls: HashMap<String, Route<ErasedPull<P>>>,
-    pushes: HashMap<String, Route<ErasedPush<S>>>,
+    // Fx hashing: every incoming message looks its path up here, and the
+    // keys are the application's own routes (a peer's uris are only looked
+    // up, never inserted, so they cannot flood the table).
+    pulls: HashMap<String, Route<ErasedPull<P>>, FxBuildHasher>,
+    pushes: HashMap<String, Route<ErasedPush<S>>, FxBuildHasher>,
     unknown_pull: Option<Route<ErasedPull<P>>>,
     unknown_push: Option<Route<ErasedPush<S>>>,
 }
@@ -144,8 +149,8 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
     pub fn with_mapper(mapper: UriMapper) -> Self {
         Self {
             mapper,
-            pulls: HashMap::new(),
-            pushes: HashMap::new(),
+            pulls: HashMap::default(),
+            pushes: HashMap::default(),
             unknown_pull: None,
             unknown_push: None,
         }
