@@ -246,3 +246,38 @@ pub(crate) async fn serve_push(session: Session, mut packet: Packet) {
     };
     shared.log_call("serve push", ctx.packet(), &status, start.elapsed());
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{Peer, Router};
+
+    /// Every served pull's future is boxed once (`link::run_handler`). Up to
+    /// 1,024 bytes the allocator serves it from its per-thread cache; above,
+    /// it costs about a thousand instructions more per call (measured:
+    /// docs/benchmarks.md). A change that grows the future past that shows
+    /// here rather than as a slower benchmark.
+    #[tokio::test]
+    async fn a_served_pulls_future_stays_within_the_allocators_fast_sizes() {
+        let server = Peer::new(Router::new());
+        let addr = server.listen("127.0.0.1:0").await.expect("listen");
+        let client = Peer::new(Router::new());
+        let session = client.dial(&addr).await.expect("dial");
+
+        let permits = session.handler_permits().await.expect("permits");
+        let (_cancel, cancel_rx) = oneshot::channel();
+        let packet = Box::new(Packet::new(PacketType::Pull, 1, "/size"));
+        let serving = serve_pull(session.clone(), session.link(), packet, cancel_rx, permits);
+        let size = std::mem::size_of_val(&serving);
+        drop(serving);
+        assert!(
+            size <= 1024,
+            "a served pull's future is {size} bytes: over the 1,024 the allocator caches"
+        );
+
+        assert!(client.shutdown(Duration::from_secs(5)).await);
+        assert!(server.shutdown(Duration::from_secs(5)).await);
+    }
+}
