@@ -21,6 +21,9 @@ use bytes::{Bytes, BytesMut};
 /// Read buffers kept per thread: enough for the readers of one thread that
 /// are between a wake-up and their next wait at the same time.
 const MAX_SPARE_READ: usize = 16;
+/// A buffer grown beyond this (for one large frame) is not kept: the spares
+/// of a thread stay under `MAX_SPARE_READ` × this, plus one encode buffer.
+const MAX_SPARE_CAPACITY: usize = 64 * 1024;
 /// The encode buffer is refilled to this size when it runs low.
 const ENCODE_CHUNK: usize = 16 * 1024;
 /// Below this much free room, the encode buffer is refilled before encoding.
@@ -41,7 +44,7 @@ pub(crate) fn take_read_buffer() -> BytesMut {
 /// Gives an emptied read buffer back to this thread's spares (or lets it go
 /// when there are enough).
 pub(crate) fn give_back_read_buffer(buf: BytesMut) {
-    if buf.capacity() == 0 || !buf.is_empty() {
+    if buf.capacity() == 0 || buf.capacity() > MAX_SPARE_CAPACITY || !buf.is_empty() {
         return;
     }
     READ.with(|spare| {
@@ -64,7 +67,12 @@ pub(crate) fn encode_frame<E>(
                 buf.reserve(ENCODE_CHUNK);
             }
             write(&mut buf)?;
-            Ok(buf.split().freeze())
+            let frame = buf.split().freeze();
+            if buf.capacity() > MAX_SPARE_CAPACITY {
+                // Grown for a large frame: not kept for the thread's life.
+                *buf = BytesMut::new();
+            }
+            Ok(frame)
         }
         // Only if `write` itself encodes a frame: it gets a buffer of its own.
         Err(_) => {
@@ -135,6 +143,23 @@ mod tests {
         for (i, frame) in kept.iter().enumerate() {
             assert!(frame.iter().all(|&b| usize::from(b) == i));
         }
+    }
+
+    #[test]
+    fn a_buffer_grown_for_a_large_frame_is_not_kept() {
+        // A frame that reserved room for 1 MiB (as a framing does before
+        // writing a large body) but wrote little: the room left is large.
+        let frame = encode_frame::<()>(|buf| {
+            buf.reserve(1 << 20);
+            buf.extend_from_slice(b"small after all");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(&frame[..], b"small after all");
+        ENCODE.with(|spare| assert!(spare.borrow().capacity() <= MAX_SPARE_CAPACITY));
+
+        give_back_read_buffer(BytesMut::with_capacity(1 << 20));
+        assert!(take_read_buffer().capacity() <= MAX_SPARE_CAPACITY);
     }
 
     #[test]
