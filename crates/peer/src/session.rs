@@ -236,16 +236,31 @@ impl Session {
 
     /// The connection to send on: inside a connect hook the one being set up;
     /// otherwise the current one, waiting through a redial for the next.
+    ///
+    /// The wait is boxed: every pull's future holds this one, and a redial
+    /// is the exception.
     async fn live_link(&self) -> Result<Arc<Link>, Status> {
+        match self.link_now() {
+            Some(link) => Ok(link),
+            None => Box::pin(self.next_live_link()).await,
+        }
+    }
+
+    /// The connection to send on, if there is one without waiting.
+    fn link_now(&self) -> Option<Arc<Link>> {
         if let Some(link) = self.handshake_link() {
-            return Ok(link);
+            return Some(link);
         }
-        if !self.is_closed() {
-            let link = self.link();
-            if !link.down.is_cancelled() {
-                return Ok(link);
-            }
+        if self.is_closed() {
+            return None;
         }
+        let link = self.link();
+        (!link.down.is_cancelled()).then_some(link)
+    }
+
+    /// Waits for the redial to bring a connection up (or the session to
+    /// close).
+    async fn next_live_link(&self) -> Result<Arc<Link>, Status> {
         let mut state = self.inner.state.subscribe();
         loop {
             if self.is_closed() {
@@ -649,7 +664,9 @@ impl Session {
             Ok(reply)
         };
         let reply = match timeout {
-            Some(timeout) => tokio::time::timeout(timeout, exchange)
+            // Boxed: the timer would make every pull's future larger, the
+            // pulls without a timeout's too.
+            Some(timeout) => Box::pin(tokio::time::timeout(timeout, exchange))
                 .await
                 .unwrap_or_else(|_| {
                     Err(Status::handle_timeout(format!(
@@ -771,11 +788,24 @@ impl Session {
         let full = || Status::write_failed("the session's write queue is full (slow consumer)");
         match config.slow_consumer {
             SlowConsumer::Wait => {
+                // Room on a live connection: no waiting, no timer.
+                let frame = match self.link_now() {
+                    Some(link) => match link.try_send(frame) {
+                        Ok(()) => return Ok(()),
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            return Err(Status::conn_closed("connection lost"))
+                        }
+                        Err(mpsc::error::TrySendError::Full(frame)) => frame,
+                    },
+                    None => frame,
+                };
+                // Boxed, as the other waits on the send path: every push's
+                // future would otherwise hold the timer.
                 let send = async {
                     let link = self.live_link().await?;
                     link.send(frame).await
                 };
-                tokio::time::timeout(config.slow_consumer_wait, send)
+                Box::pin(tokio::time::timeout(config.slow_consumer_wait, send))
                     .await
                     .unwrap_or_else(|_| Err(full()))
             }
