@@ -20,10 +20,10 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use jaunt_socket::{Packet, PacketCodec, Proto, ProtoError};
-
-use crate::spare;
 use tokio::io::AsyncRead;
 use tokio_util::codec::Decoder;
+
+use crate::spare;
 
 /// The room a read gets: the kernel hands over up to this many bytes per
 /// `recv`.
