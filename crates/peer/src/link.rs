@@ -12,6 +12,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -45,8 +46,12 @@ pub(crate) struct Link {
     pub(crate) local: Addr,
     /// Fired when the connection ends (or the session closes).
     pub(crate) down: Signal,
-    /// Fired when the writer has flushed and shut the connection down.
+    /// Fired when the link is done: the writer has flushed and shut the
+    /// connection down, and the read loop (if one was started) has handed
+    /// the loss to its session, `post_disconnect` hooks included.
     pub(crate) finished: Signal,
+    /// How many of the link's tasks have still to end before `finished`.
+    tasks_left: AtomicUsize,
     /// The frame reader while the connect hooks run; the read loop takes it.
     pub(crate) frames: tokio::sync::Mutex<Option<FrameReader>>,
 }
@@ -74,6 +79,8 @@ impl Link {
             local,
             down: Signal::new(),
             finished: Signal::new(),
+            // The writer; the read loop counts itself in when it starts.
+            tasks_left: AtomicUsize::new(1),
             frames: tokio::sync::Mutex::new(Some(frames)),
         });
         tokio::spawn(write_loop(other, rx, link.clone(), write_timeout));
@@ -141,6 +148,19 @@ impl Link {
                 self.down.cancel();
                 Err(TrySendError::Closed(frame))
             }
+        }
+    }
+
+    /// Counts the read loop in among the tasks `finished` waits for; call
+    /// before spawning it.
+    pub(crate) fn reading_starts(&self) {
+        self.tasks_left.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One of the link's tasks ended; the last one fires `finished`.
+    fn task_ended(&self) {
+        if self.tasks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.finished.cancel();
         }
     }
 
@@ -249,7 +269,7 @@ async fn write_loop(
             (None, None) => {}
         }
     }
-    link.finished.cancel();
+    link.task_ended();
 }
 
 /// Writes a batch of `frames` queued frames, within `limit`.
@@ -325,6 +345,12 @@ pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: A
             Some(Some(Ok(Ok(packet)))) => {
                 // More of the burst to come: let the replies gather.
                 link.cork(frames.has_buffered());
+                // A reply with no hooks to run goes to its caller at once,
+                // without passing through the dispatching future's state.
+                if packet.ptype == PacketType::Reply && session.shared().plugins.is_empty() {
+                    session.complete_pull(Box::new(packet));
+                    continue;
+                }
                 if !dispatch_packet(&session, &link, packet).await {
                     break;
                 }
@@ -343,6 +369,7 @@ pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: A
         }
     }
     session.link_lost(&link).await;
+    link.task_ended();
 }
 
 async fn pre_read_header(session: &Session) -> Result<(), Status> {

@@ -49,7 +49,7 @@ pub(crate) struct SessionInner {
     /// How to dial again after losing the connection (dialed sessions with
     /// redial enabled).
     redial: Option<Redial>,
-    pending: Mutex<SeqMap<oneshot::Sender<Packet>>>,
+    pending: Mutex<SeqMap<oneshot::Sender<Box<Packet>>>>,
     /// The other side's pulls being served, by seq, so a cancel can stop them.
     /// Dropping or firing the sender stops the handler.
     serving: Mutex<SeqMap<oneshot::Sender<()>>>,
@@ -209,6 +209,7 @@ impl Session {
         self.inner
             .state
             .send_replace(SessionState::Connected { generation });
+        link.reading_starts();
         tokio::spawn(read_loop(frames, self.clone(), link));
         Ok(())
     }
@@ -478,8 +479,9 @@ impl Session {
         tracing::debug!(id = %self.id(), "session closed");
     }
 
-    /// Waits until the session is closed for good and its connection shut
-    /// down.
+    /// Waits until the session is closed for good, its connection shut down
+    /// and its `post_disconnect` hooks run. (So a `post_disconnect` hook must
+    /// not wait for its own session's `closed`.)
     pub async fn closed(&self) {
         self.inner.closed.cancelled().await;
         self.link().finished.cancelled().await;
@@ -597,7 +599,7 @@ impl Session {
         &self.inner.peer
     }
 
-    fn pending(&self) -> MutexGuard<'_, SeqMap<oneshot::Sender<Packet>>> {
+    fn pending(&self) -> MutexGuard<'_, SeqMap<oneshot::Sender<Box<Packet>>>> {
         self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -654,6 +656,13 @@ impl Session {
         let exchange = async {
             self.send_packet(&mut packet).await?;
             guard.sent = true;
+            // Framed and sent: the body is needed again only for the call's
+            // detail log. Letting it go now means a thousand pulls in flight
+            // do not keep a thousand request bodies alive (and the next
+            // request reuses this one's memory while it is still in cache).
+            if !self.inner.peer.config.print_detail {
+                packet.body = Bytes::new();
+            }
             // Losing the connection or closing the session clears the
             // pending table, which drops `tx`.
             let reply = rx
@@ -879,7 +888,7 @@ impl Session {
     /// Runs the reply read hooks, then hands the reply to its pull.
     pub(crate) async fn receive_reply(&self, mut reply: Packet) {
         if self.inner.peer.plugins.is_empty() {
-            return self.complete_pull(reply);
+            return self.complete_pull(Box::new(reply));
         }
         for plugin in self.inner.peer.plugins.iter() {
             let hooked = async {
@@ -894,10 +903,11 @@ impl Session {
                 break;
             }
         }
-        self.complete_pull(reply);
+        self.complete_pull(Box::new(reply));
     }
 
-    fn complete_pull(&self, reply: Packet) {
+    /// Hands a reply to its waiting pull (the read hooks, if any, have run).
+    pub(crate) fn complete_pull(&self, reply: Box<Packet>) {
         let waiter = self.pending().remove(&reply.seq);
         match waiter {
             // The caller may have given up (dropped its future): fine.

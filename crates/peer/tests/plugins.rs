@@ -1324,3 +1324,57 @@ async fn connect_hooks_can_talk_with_handshake_recv() {
     })
     .await;
 }
+
+/// A `post_disconnect` that takes its time before it counts.
+struct SlowFarewell(Arc<AtomicUsize>);
+
+#[async_trait]
+impl RoutePlugin for SlowFarewell {
+    fn name(&self) -> &str {
+        "slow-farewell"
+    }
+}
+
+#[async_trait]
+impl Plugin for SlowFarewell {
+    async fn post_disconnect(&self, _: &Session) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// `Session::closed` and `Peer::close` return once the `post_disconnect`
+/// hooks have run, even slow ones (a metrics or limits plugin counts its
+/// sessions there, and a program that closed its peer reads the count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_waits_for_the_disconnect_hooks() {
+    within(async {
+        let farewells = Arc::new(AtomicUsize::new(0));
+        let plugin: Arc<dyn Plugin> = Arc::new(SlowFarewell(farewells.clone()));
+        let (server, addr) = server_with(Router::new(), vec![plugin]).await;
+        let client = Peer::new(Router::new());
+        let first = client.dial(&addr).await.unwrap();
+        let _second = client.dial(&addr).await.unwrap();
+        wait_sessions(&server, 2).await;
+
+        let served = server.sessions();
+        let one = served.first().expect("a served session").clone();
+        one.close();
+        one.closed().await;
+        assert_eq!(
+            farewells.load(Ordering::SeqCst),
+            1,
+            "closed() returned before the hook ran"
+        );
+
+        server.close().await;
+        assert_eq!(
+            farewells.load(Ordering::SeqCst),
+            2,
+            "close() returned before the hooks ran"
+        );
+        first.closed().await;
+        client.close().await;
+    })
+    .await;
+}
