@@ -673,8 +673,8 @@ impl Session {
             Ok(reply)
         };
         let reply = match timeout {
-            // Boxed: the timer would make every pull's future larger, the
-            // pulls without a timeout's too.
+            // Boxed: the timer would otherwise enlarge every pull's future,
+            // those without a timeout included.
             Some(timeout) => Box::pin(tokio::time::timeout(timeout, exchange))
                 .await
                 .unwrap_or_else(|_| {
@@ -886,10 +886,10 @@ impl Session {
     }
 
     /// Runs the reply read hooks, then hands the reply to its pull.
+    ///
+    /// (With no plugins the read loop hands replies to `complete_pull`
+    /// itself.)
     pub(crate) async fn receive_reply(&self, mut reply: Packet) {
-        if self.inner.peer.plugins.is_empty() {
-            return self.complete_pull(Box::new(reply));
-        }
         for plugin in self.inner.peer.plugins.iter() {
             let hooked = async {
                 plugin.post_read_reply_header(self, &mut reply).await?;
