@@ -21,10 +21,29 @@ use serde::{Deserialize, Deserializer};
 pub struct PeerConfig {
     /// Name of the codec used for bodies when a call names none. Default `"json"`.
     pub default_body_codec: String,
-    /// Close a session that sends nothing for this long. Default: never.
+    /// Close a session that sends nothing for this long (an idle or
+    /// half-open connection). Default 5 minutes: long enough for any
+    /// heartbeat (the heartbeat plugin's `Ping` keeps an idle session alive),
+    /// short enough that dead connections do not pile up. `None`: never.
     #[serde(deserialize_with = "opt_duration")]
     pub read_timeout: Option<Duration>,
-    /// Fail (and close the session) when one write takes longer. Default: never.
+    /// Close an accepted session whose first whole frame has not arrived
+    /// this long after the connection was accepted (connections that never
+    /// speak, slowloris). Connect hooks that read (an auth handshake) wait
+    /// at most this long too. Default 10s. `None`: only `read_timeout`.
+    #[serde(deserialize_with = "opt_duration")]
+    pub first_frame_timeout: Option<Duration>,
+    /// Close a session that started a frame and has not finished it this
+    /// long after (a slow-body attack: one byte now and then). The clock
+    /// starts again after the session had to wait for its byte budget.
+    /// Default 30s, which takes a maximal 16 MiB frame at 4.5 Mbit/s.
+    /// `None`: never.
+    #[serde(deserialize_with = "opt_duration")]
+    pub frame_timeout: Option<Duration>,
+    /// Fail (and close the session) when one write takes longer: a session
+    /// whose other side stops reading is closed after this. Default 30s.
+    /// `None`: never (a client that stops reading then holds its queue,
+    /// its handlers and their bytes until it disconnects).
     #[serde(deserialize_with = "opt_duration")]
     pub write_timeout: Option<Duration>,
     /// The time budget of a pull that names none (see
@@ -37,15 +56,42 @@ pub struct PeerConfig {
     /// The largest frame read or written, in bytes. Default 16 MiB.
     pub max_frame_len: usize,
     /// Frames that may wait in one session's write queue. Default 1024.
+    /// (The queue is also bounded in bytes: `max_session_memory`.)
     pub write_queue_len: usize,
-    /// The most sessions accepted at once; further connections are closed
-    /// at once. Default: no limit.
+    /// The most sessions at once; further connections are closed at once.
+    /// Default 10,000 (an idle session costs about 7 KiB, so 70 MiB).
+    /// `None`: no limit (file descriptors are then the limit).
     pub max_sessions: Option<usize>,
     /// Handlers one session may run at once; the session stops reading
     /// until one finishes (no unbounded spawning). Default 1024.
     pub max_handlers_per_session: usize,
-    /// Handlers the whole peer may run at once. Default 16384.
+    /// Handlers the whole peer runs at once, shared fairly between sessions
+    /// (docs/reliability.md, "Fairness"): a session within its fair share
+    /// (`max_handlers` / sessions) always gets a handler; one at or over it
+    /// waits while the peer is at the limit. Default 16384.
     pub max_handlers: usize,
+    /// The bytes one session may make this peer hold, in bytes: what it
+    /// sends (the frame being read, the bodies its handlers hold, counted
+    /// after decompression) and, as much again, what waits in its write
+    /// queue. A session over it is not read until it is back under (TCP
+    /// pushes back on the sender); a single frame larger than this is still
+    /// read, alone. Default 8 MiB.
+    pub max_session_memory: usize,
+    /// The bytes all sessions together may make this peer hold, shared
+    /// fairly like `max_handlers`. Default 256 MiB.
+    pub max_peer_memory: usize,
+    /// Close a connection after this many malformed frames in a row (each is
+    /// dropped whole; Go erpc closes on the first). 0: never. Default 16.
+    pub max_dropped_frames: u32,
+    /// Bodies larger than this many bytes are decoded off the reading task
+    /// (on a thread of their own, so other sessions are not held up while a
+    /// large body is parsed). Frames with transfer filters (gzip) over this
+    /// size on the wire are unpacked that way too. Default 64 KiB (about
+    /// 0.3 ms of JSON parsing; see docs/benchmarks.md).
+    pub inline_body_limit: usize,
+    /// The listening sockets' accept backlog. Default: the system's limit
+    /// (`net.core.somaxconn`, 4096 on current Linux), as Go does.
+    pub listen_backlog: Option<u32>,
     /// What a push does when the session's write queue is full (a slow
     /// consumer). Default: wait up to `slow_consumer_wait`.
     pub slow_consumer: SlowConsumer,
@@ -78,15 +124,22 @@ impl Default for PeerConfig {
     fn default() -> Self {
         Self {
             default_body_codec: "json".to_owned(),
-            read_timeout: None,
-            write_timeout: None,
+            read_timeout: Some(Duration::from_secs(5 * 60)),
+            first_frame_timeout: Some(Duration::from_secs(10)),
+            frame_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(30)),
             pull_timeout: None,
             dial_timeout: Duration::from_secs(10),
             max_frame_len: jaunt_socket::DEFAULT_MAX_FRAME_LEN,
             write_queue_len: 1024,
-            max_sessions: None,
+            max_sessions: Some(10_000),
             max_handlers_per_session: 1024,
             max_handlers: 16384,
+            max_session_memory: 8 << 20,
+            max_peer_memory: 256 << 20,
+            max_dropped_frames: 16,
+            inline_body_limit: 64 << 10,
+            listen_backlog: None,
             slow_consumer: SlowConsumer::Wait,
             slow_consumer_wait: Duration::from_secs(5),
             max_session_age: None,

@@ -13,6 +13,7 @@ use crate::call::ACCEPT_BODY_CODEC;
 use crate::context::{PullCtx, PushCtx};
 use crate::link::{Link, Permits};
 use crate::plugin::RouteChain;
+use crate::reader::off_the_reading_task;
 use crate::Session;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -119,8 +120,14 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
         }
     }
 
+    // A large body is decoded (in the handler's first call) off the reading
+    // task, so other sessions are not held up while it is parsed.
+    let heavy = packet.body.len() > shared.config.inline_body_limit;
     let ctx = PullCtx::new(session.clone(), packet, info, start, chain.clone());
-    let run = run_caught(|| handler(ctx.clone()));
+    let run = run_caught(|| match heavy {
+        true => off_the_reading_task(|| handler(ctx.clone())),
+        false => handler(ctx.clone()),
+    });
     let outcome = match ctx.deadline() {
         // Boxed: the timer would make every served pull's future larger.
         Some(deadline) => Box::pin(tokio::time::timeout_at(deadline.into(), run))
@@ -239,8 +246,13 @@ pub(crate) async fn serve_push(session: Session, mut packet: Packet) {
             return;
         }
     }
+    let heavy = packet.body.len() > shared.config.inline_body_limit;
     let ctx = PushCtx::new(session, packet, info, start, chain);
-    let status = match run_caught(|| handler(ctx.clone())).await {
+    let run = run_caught(|| match heavy {
+        true => off_the_reading_task(|| handler(ctx.clone())),
+        false => handler(ctx.clone()),
+    });
+    let status = match run.await {
         Ok(()) => Status::ok(),
         Err(status) => status,
     };
@@ -266,7 +278,7 @@ mod tests {
         let client = Peer::new(Router::new());
         let session = client.dial(&addr).await.expect("dial");
 
-        let permits = session.handler_permits().await.expect("permits");
+        let permits = session.limits().take_slot().await;
         let (_cancel, cancel_rx) = oneshot::channel();
         let packet = Box::new(Packet::new(PacketType::Pull, 1, "/size"));
         let serving = serve_pull(session.clone(), session.link(), packet, cancel_rx, permits);

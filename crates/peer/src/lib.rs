@@ -54,6 +54,7 @@ mod context;
 mod data;
 mod dispatch;
 mod hub;
+mod limits;
 mod link;
 mod peer;
 mod plugin;
@@ -65,6 +66,7 @@ mod seq_map;
 mod session;
 mod signal;
 mod spare;
+mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod writer;
@@ -82,6 +84,7 @@ pub use plugin::{Plugin, PluginGroups, RouteKind, RoutePlugin};
 #[cfg(feature = "restart")]
 pub use restart::Inherited;
 pub use session::{Session, SessionState};
+pub use stats::{PeerStats, SessionStats};
 
 /// The router with this crate's contexts: handlers are
 /// `async fn(PullCtx, T) -> Result<R, Status>` and `async fn(PushCtx, T)`.

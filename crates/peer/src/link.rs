@@ -21,25 +21,59 @@ use bytes::{Bytes, BytesMut};
 use jaunt_socket::{Packet, PacketType, Proto, ProtoError, Status};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::call::CANCEL_URI;
+use crate::limits::{AfterDrop, Held, SessionLimits};
 use crate::peer::Conn;
-use crate::reader::FrameReader;
+use crate::reader::{FrameReader, ReadLimits};
 use crate::signal::Signal;
 use crate::writer::{Attempt, Direct, WriteHalf};
 use crate::{dispatch, Addr, Session};
 
 /// Frames are gathered into one write up to this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
-/// How long a closing link may spend flushing its queue when no write
-/// timeout is configured.
+/// How long a closing link may spend flushing its queue (or less, with a
+/// shorter write timeout).
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+
+/// The flush time of a closing link.
+fn close_flush(write_timeout: Option<Duration>) -> Duration {
+    write_timeout.map_or(CLOSE_FLUSH, |limit| limit.min(CLOSE_FLUSH))
+}
+
+/// A frame in the writer task's queue, counted in its session's byte budget
+/// until it is written (or dropped with the connection).
+pub(crate) struct Queued {
+    frame: Bytes,
+    limits: Arc<SessionLimits>,
+}
+
+impl Queued {
+    fn new(frame: Bytes, limits: &Arc<SessionLimits>) -> Queued {
+        limits.bytes.add_queued(frame.len());
+        Queued {
+            frame,
+            limits: limits.clone(),
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.limits.bytes.queued_done(self.frame.len());
+    }
+}
 
 /// One connection.
 pub(crate) struct Link {
     /// The writer task's queue.
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Queued>,
+    /// The session's accounting (the queue's bytes count there).
+    limits: Arc<SessionLimits>,
+    /// When the connection was opened (the first-frame deadline's clock).
+    pub(crate) opened: tokio::time::Instant,
     /// Writing without the writer task (TCP and Unix sockets).
     direct: Option<Direct>,
     /// This side's address on the connection.
@@ -63,11 +97,17 @@ impl Link {
         conn: Conn,
         proto: Arc<dyn Proto>,
         local: Addr,
-        queue_len: usize,
-        write_timeout: Option<Duration>,
+        config: &crate::PeerConfig,
+        limits: Arc<SessionLimits>,
     ) -> Arc<Link> {
+        let (queue_len, write_timeout) = (config.write_queue_len, config.write_timeout);
         let (reader, writer) = conn.into_halves();
-        let frames = FrameReader::new(reader, proto);
+        let read_limits = ReadLimits {
+            limits: limits.clone(),
+            frame_timeout: config.frame_timeout,
+            inline_limit: config.inline_body_limit,
+        };
+        let frames = FrameReader::new(reader, proto, read_limits);
         let (tx, rx) = mpsc::channel(queue_len.max(1));
         let (direct, other) = match writer {
             WriteHalf::Direct(direct) => (Some(direct), None),
@@ -75,6 +115,8 @@ impl Link {
         };
         let link = Arc::new(Link {
             tx,
+            limits,
+            opened: tokio::time::Instant::now(),
             direct,
             local,
             down: Signal::new(),
@@ -100,8 +142,16 @@ impl Link {
         }
     }
 
-    /// Queues `frame` once the full queue has room.
+    /// Queues `frame` once the full queue has room, in frames and in bytes.
     async fn send_when_room(&self, frame: Bytes) -> Result<(), Status> {
+        let budget = &self.limits.bytes;
+        let down = self.down.cancelled();
+        tokio::pin!(down);
+        tokio::select! {
+            biased;
+            () = &mut down => return Err(Status::conn_closed("connection lost")),
+            () = budget.wait_queue_room(frame.len()) => {}
+        }
         let slot = self
             .tx
             .reserve()
@@ -111,15 +161,16 @@ impl Link {
             Some(direct) => {
                 let mut order = direct.lock();
                 order.queued += 1;
-                slot.send(owned(&frame));
+                slot.send(Queued::new(owned(&frame), &self.limits));
             }
-            None => slot.send(owned(&frame)),
+            None => slot.send(Queued::new(owned(&frame), &self.limits)),
         }
         Ok(())
     }
 
     /// Sends an encoded frame if that needs no waiting: `Full` when the
-    /// queue is full, `Closed` when the connection is lost.
+    /// queue is full (in frames, or in bytes: `max_session_memory`),
+    /// `Closed` when the connection is lost.
     pub(crate) fn try_send(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
         if self.down.is_cancelled() {
             return Err(TrySendError::Closed(frame));
@@ -132,14 +183,22 @@ impl Link {
             Err(TrySendError::Closed(())) => return Err(TrySendError::Closed(frame)),
         };
         let Some(direct) = &self.direct else {
-            slot.send(owned(&frame));
+            if !self.limits.bytes.queue_room(frame.len()) {
+                return Err(TrySendError::Full(frame));
+            }
+            slot.send(Queued::new(owned(&frame), &self.limits));
             return Ok(());
         };
         match direct.attempt(&frame) {
             // The unused slot goes back to the queue.
             Ok(Attempt::Written) => Ok(()),
+            // Nothing of it went out and the queue has no room for its bytes.
+            Ok(Attempt::Queue(_, 0)) if !self.limits.bytes.queue_room(frame.len()) => {
+                Err(TrySendError::Full(frame))
+            }
             Ok(Attempt::Queue(mut order, written)) => {
-                slot.send(owned(&frame[written..]));
+                // (Partly written: the rest must follow at once, room or not.)
+                slot.send(Queued::new(owned(&frame[written..]), &self.limits));
                 order.queued += 1;
                 Ok(())
             }
@@ -183,7 +242,7 @@ fn owned(frame: &[u8]) -> Bytes {
 
 async fn write_loop(
     mut other: Option<Box<dyn AsyncWrite + Send + Unpin>>,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Queued>,
     link: Arc<Link>,
     write_timeout: Option<Duration>,
 ) {
@@ -193,6 +252,8 @@ async fn write_loop(
     tokio::pin!(down);
     // Allocated on first use: an idle session holds no write buffer.
     let mut batch = BytesMut::new();
+    // The batch's frames: they stay counted in the budget until written.
+    let mut in_batch: Vec<Queued> = Vec::new();
     let mut broken = false;
     loop {
         let first = tokio::select! {
@@ -201,13 +262,15 @@ async fn write_loop(
             () = &mut down => None,
         };
         let Some(first) = first else { break };
-        batch.extend_from_slice(&first);
+        batch.extend_from_slice(&first.frame);
+        in_batch.push(first);
         let mut frames = 1;
         // Coalesce whatever else is already queued into the same write.
         while batch.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(frame) => {
-                    batch.extend_from_slice(&frame);
+                Ok(queued) => {
+                    batch.extend_from_slice(&queued.frame);
+                    in_batch.push(queued);
                     frames += 1;
                 }
                 Err(_) => break,
@@ -229,7 +292,7 @@ async fn write_loop(
                 // Closing while a write is stuck (the other side stopped
                 // reading): it gets the flush time, no more, or closing would
                 // wait forever when no write timeout is set.
-                () = &mut down => tokio::time::timeout(write_timeout.unwrap_or(CLOSE_FLUSH), &mut write)
+                () = &mut down => tokio::time::timeout(close_flush(write_timeout), &mut write)
                     .await
                     .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
             }
@@ -242,19 +305,22 @@ async fn write_loop(
             break;
         }
         batch.clear();
+        in_batch.clear();
     }
+    in_batch.clear();
     // Flush what was queued before the close (replies of finished handlers),
     // then shut the connection down.
     rx.close();
     if !broken {
         batch.clear();
         let mut frames = 0;
-        while let Ok(frame) = rx.try_recv() {
-            batch.extend_from_slice(&frame);
+        while let Ok(queued) = rx.try_recv() {
+            batch.extend_from_slice(&queued.frame);
+            in_batch.push(queued);
             frames += 1;
         }
         if !batch.is_empty() {
-            let limit = Some(write_timeout.unwrap_or(CLOSE_FLUSH));
+            let limit = Some(close_flush(write_timeout));
             let _ = write_batch(&link, &mut other, &batch, frames, limit).await;
         }
         match (&link.direct, &mut other) {
@@ -302,9 +368,28 @@ async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::
 
 /// Reads and dispatches the link's frames until it goes down, then tells
 /// the session.
+///
+/// Deadlines: an accepted session's first whole frame must arrive within
+/// `first_frame_timeout` of the connection; after that, a session silent for
+/// `read_timeout` is closed. Both use one timer, re-armed lazily (it fires at
+/// most once per period on a busy session instead of being reset per frame).
 pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: Arc<Link>) {
     let config = &session.shared().config;
-    let read_timeout = config.read_timeout;
+    let idle = config.read_timeout;
+    let mut first_frame_due = match (session.is_dialed(), config.first_frame_timeout) {
+        (false, Some(limit)) => Some(link.opened + limit),
+        _ => None,
+    };
+    let mut last_frame = Instant::now();
+    let due = |first_frame_due: Option<Instant>, last_frame: Instant| -> Option<Instant> {
+        let idle_due = idle.map(|idle| last_frame + idle);
+        match (first_frame_due, idle_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
+    let deadline = tokio::time::sleep_until(due(first_frame_due, last_frame).unwrap_or_else(far_future));
+    tokio::pin!(deadline);
     let too_old = async {
         match config.max_session_age {
             Some(age) => tokio::time::sleep(age).await,
@@ -314,62 +399,83 @@ pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: A
     tokio::pin!(too_old);
     let down = link.down.cancelled();
     tokio::pin!(down);
-    loop {
+    'frames: loop {
         if let Err(status) = pre_read_header(&session).await {
             tracing::debug!(id = %session.id(), %status, "a plugin closed the session");
             session.close();
             break;
         }
-        let next = async {
-            match read_timeout {
-                Some(limit) => tokio::time::timeout(limit, frames.next()).await.ok(),
-                None => Some(frames.next().await),
+        let next = loop {
+            tokio::select! {
+                () = &mut down => break 'frames,
+                () = &mut too_old => {
+                    tracing::debug!(id = %session.id(), "session reached its maximum age: closing it");
+                    session.close();
+                    break 'frames;
+                }
+                () = &mut deadline => {
+                    match due(first_frame_due, last_frame) {
+                        Some(at) if at > Instant::now() => deadline.as_mut().reset(at),
+                        Some(_) => {
+                            let why = if first_frame_due.is_some() { "no first frame in time" } else { "read timeout" };
+                            tracing::debug!(id = %session.id(), why, "closing the session");
+                            session.close();
+                            break 'frames;
+                        }
+                        None => deadline.as_mut().reset(far_future()),
+                    }
+                }
+                next = frames.next() => break next,
             }
         };
-        let next = tokio::select! {
-            () = &mut down => break,
-            () = &mut too_old => {
-                tracing::debug!(id = %session.id(), "session reached its maximum age: closing it");
-                session.close();
-                break;
-            }
-            next = next => next,
-        };
+        let limits = session.limits();
         match next {
-            None => {
-                tracing::debug!(id = %session.id(), "read timeout: closing the session");
-                session.close();
-                break;
-            }
-            Some(None) => break,
-            Some(Some(Ok(Ok(packet)))) => {
+            None => break,
+            Some(Ok(Ok(packet))) => {
+                last_frame = Instant::now();
+                first_frame_due = None;
+                limits.dropped.frame_ok();
                 // More of the burst to come: let the replies gather.
                 link.cork(frames.has_buffered());
                 // A reply with no hooks to run goes to its caller at once,
                 // without passing through the dispatching future's state.
                 if packet.ptype == PacketType::Reply && session.shared().plugins.is_empty() {
                     session.complete_pull(Box::new(packet));
-                    continue;
-                }
-                if !dispatch_packet(&session, &link, packet).await {
+                } else if !dispatch_packet(&session, &link, &mut frames, packet).await {
                     break;
                 }
+                // A cooperative budget per wake-up: a session whose frames are
+                // all buffered already yields to the others now and then.
+                tokio::task::consume_budget().await;
             }
-            Some(Some(Ok(Err(ProtoError::UnknownPacketType(t))))) => {
+            Some(Ok(Err(ProtoError::UnknownPacketType(t)))) => {
                 tracing::warn!(id = %session.id(), mtype = t, "unknown message type (405): closing the connection");
                 break;
             }
-            Some(Some(Ok(Err(e)))) => {
-                tracing::warn!(id = %session.id(), error = %e, "dropped a malformed frame");
+            Some(Ok(Err(e))) => {
+                session.shared().frame_dropped();
+                let verdict = limits
+                    .dropped
+                    .dropped(&session.id(), &e, config.max_dropped_frames);
+                if verdict == AfterDrop::Close {
+                    break;
+                }
             }
-            Some(Some(Err(e))) => {
+            Some(Err(e)) => {
                 tracing::warn!(id = %session.id(), error = %e, "unreadable stream: closing the connection");
                 break;
             }
         }
     }
+    drop(frames);
     session.link_lost(&link).await;
     link.task_ended();
+}
+
+/// A deadline that never comes (about 30 years away: tokio's timer wheel
+/// takes no `Instant::MAX`).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
 
 async fn pre_read_header(session: &Session) -> Result<(), Status> {
@@ -379,9 +485,9 @@ async fn pre_read_header(session: &Session) -> Result<(), Status> {
     Ok(())
 }
 
-/// The permits a handler holds while it runs: one of its session's, one of
-/// the peer's.
-pub(crate) type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+/// What a handler holds while it runs: a handler slot and the bytes of its
+/// message, given back when it finishes.
+pub(crate) type Permits = Held;
 
 /// What the in-order worker runs: a message, the link it came on (its reply
 /// goes back there), and the handler's permits.
@@ -391,11 +497,13 @@ pub(crate) type Job = (Packet, Arc<Link>, Permits);
 pub(crate) async fn in_order_worker(mut rx: mpsc::Receiver<Job>, session: Session) {
     while let Some((packet, link, permits)) = rx.recv().await {
         match packet.ptype {
-            PacketType::Pull => {
-                let cancel = session.serving_started(packet.seq);
-                dispatch::serve_pull(session.clone(), link, Box::new(packet), cancel, permits)
-                    .await;
-            }
+            PacketType::Pull => match session.serving_started(packet.seq) {
+                Some(cancel) => {
+                    dispatch::serve_pull(session.clone(), link, Box::new(packet), cancel, permits)
+                        .await;
+                }
+                None => refuse_duplicate(&session, &link, &packet).await,
+            },
             _ => {
                 dispatch::serve_push(session.clone(), packet).await;
                 drop(permits);
@@ -424,7 +532,12 @@ async fn run_handler<F: Future<Output = ()> + Send + 'static>(mut handler: Pin<B
 }
 
 /// Routes one incoming packet; false means the link must close.
-async fn dispatch_packet(session: &Session, link: &Arc<Link>, packet: Packet) -> bool {
+async fn dispatch_packet(
+    session: &Session,
+    link: &Arc<Link>,
+    frames: &mut FrameReader,
+    packet: Packet,
+) -> bool {
     match packet.ptype {
         PacketType::Reply => session.receive_reply(packet).await,
         PacketType::Push if packet.uri == CANCEL_URI => session.cancel_serving(&packet),
@@ -438,25 +551,36 @@ async fn dispatch_packet(session: &Session, link: &Arc<Link>, packet: Packet) ->
             tracing::debug!(id = %session.id(), uri = %packet.uri, "push dropped: the peer is shutting down");
         }
         PacketType::Pull | PacketType::Push => {
-            let Some(permits) = session.handler_permits().await else {
-                return false;
+            let limits = session.limits();
+            let mut held = if limits.slot_free() {
+                limits.take_slot().await
+            } else {
+                // Backpressure: the session is not read until a slot frees.
+                match Box::pin(wait_for_slot(limits, link)).await {
+                    Some(held) => held,
+                    None => return false,
+                }
             };
+            frames.hand_to(&mut held, &packet);
             if let Some(worker) = session.in_order_queue() {
-                return worker.send((packet, link.clone(), permits)).await.is_ok();
+                return worker.send((packet, link.clone(), held)).await.is_ok();
             }
             let session = session.clone();
             if packet.ptype == PacketType::Pull {
-                let cancel = session.serving_started(packet.seq);
+                let Some(cancel) = session.serving_started(packet.seq) else {
+                    refuse_duplicate(&session, link, &packet).await;
+                    return true;
+                };
                 let link = link.clone();
                 let packet = Box::new(packet);
                 run_handler(Box::pin(dispatch::serve_pull(
-                    session, link, packet, cancel, permits,
+                    session, link, packet, cancel, held,
                 )))
                 .await;
             } else {
                 run_handler(Box::pin(async move {
                     dispatch::serve_push(session, packet).await;
-                    drop(permits);
+                    drop(held);
                 }))
                 .await;
             }
@@ -467,4 +591,27 @@ async fn dispatch_packet(session: &Session, link: &Arc<Link>, packet: Packet) ->
         }
     }
     true
+}
+
+/// Waits for a handler slot; `None` if the connection goes down first.
+async fn wait_for_slot(limits: &Arc<SessionLimits>, link: &Link) -> Option<Held> {
+    tokio::select! {
+        biased;
+        () = link.down.cancelled() => None,
+        held = limits.take_slot() => Some(held),
+    }
+}
+
+/// A pull whose seq is already being served on this session is refused
+/// with status 400 (its handler does not run): a seq names one pull, so that
+/// its reply and its cancel reach the right one. The pull in flight goes on.
+async fn refuse_duplicate(session: &Session, link: &Link, packet: &Packet) {
+    tracing::debug!(id = %session.id(), seq = packet.seq, "pull refused: its seq is already being served");
+    let mut reply = Packet::new(PacketType::Reply, packet.seq, "");
+    reply.status = Status::bad_message(format!(
+        "a pull with seq {} is already being served on this session",
+        packet.seq
+    ));
+    reply.xfer = packet.xfer.clone();
+    let _ = session.queue_on(link, &reply).await;
 }

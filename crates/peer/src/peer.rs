@@ -8,7 +8,6 @@ use jaunt_socket::{Packet, Proto, ProtoConfig, RawProto, Status};
 use jaunt_xfer::XferRegistry;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -18,11 +17,12 @@ use jaunt_router::RouteInfo;
 use rustc_hash::FxBuildHasher;
 
 use crate::hub::Hub;
+use crate::limits::Pool;
 use crate::plugin::{route_chain, Plugin, RouteChain, RouteKind, RoutePlugin};
 use crate::reader::ReadHalf;
 use crate::redial::{Dialer, Redial};
 use crate::writer::{Direct, Socket, WriteHalf};
-use crate::{Addr, AddrParseError, PeerConfig, PullOptions, Router, Session, ToAddr};
+use crate::{Addr, AddrParseError, PeerConfig, PeerStats, PullOptions, Router, Session, ToAddr};
 
 /// Why a peer could not be built or could not listen.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +153,9 @@ impl PeerBuilder {
             default_codec,
             codecs: Arc::new(self.codecs),
             router: self.router,
-            handlers: Arc::new(Semaphore::new(self.config.max_handlers.max(1))),
+            slots: Pool::hard(self.config.max_handlers),
+            bytes: Pool::never_shutting_out(self.config.max_peer_memory),
+            frames_dropped: std::sync::atomic::AtomicU64::new(0),
             config: self.config,
             hub: Hub::default(),
             accepting: CancellationToken::new(),
@@ -246,8 +248,12 @@ pub(crate) struct PeerShared {
     /// Set by [`Peer::shutdown`]: new pulls are refused while in-flight ones
     /// finish.
     draining: std::sync::atomic::AtomicBool,
-    /// One permit per running handler, peer-wide.
-    pub(crate) handlers: Arc<Semaphore>,
+    /// Handler slots, shared fairly by the sessions.
+    pub(crate) slots: Arc<Pool>,
+    /// Bytes held on the sessions' behalf, shared fairly.
+    pub(crate) bytes: Arc<Pool>,
+    /// Malformed frames dropped, every session's.
+    frames_dropped: std::sync::atomic::AtomicU64,
     listeners: Mutex<Vec<JoinHandle<()>>>,
     /// The listening sockets a graceful restart hands to the new process.
     #[cfg(feature = "restart")]
@@ -263,6 +269,12 @@ impl PeerShared {
     /// The route hooks of a push route (the peer's for unknown uris).
     pub(crate) fn push_chain(&self, path: &str) -> &RouteChain {
         self.push_chains.get(path).unwrap_or(&self.peer_chain)
+    }
+
+    /// Counts a dropped malformed frame.
+    pub(crate) fn frame_dropped(&self) {
+        self.frames_dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether [`Peer::shutdown`] is draining the peer.
@@ -426,12 +438,22 @@ impl Peer {
         proto: Arc<dyn Proto>,
         upgrade: Upgrade,
     ) -> Result<Addr, PeerError> {
+        let backlog = self.shared.config.listen_backlog.unwrap_or_else(system_backlog);
         let listener = match &addr {
-            Addr::Tcp(sa) => Listener::Tcp(TcpListener::bind(sa).await?),
+            Addr::Tcp(sa) => Listener::Tcp(bind_tcp(*sa, backlog)?),
             Addr::Host(host, port) => {
-                Listener::Tcp(TcpListener::bind((host.as_str(), *port)).await?)
+                let sa = tokio::net::lookup_host((host.as_str(), *port))
+                    .await?
+                    .next()
+                    .ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::AddrNotAvailable,
+                            format!("{host} resolves to no address"),
+                        )
+                    })?;
+                Listener::Tcp(bind_tcp(sa, backlog)?)
             }
-            Addr::Unix(path) => Listener::Unix(UnixListener::bind(path)?),
+            Addr::Unix(path) => Listener::Unix(bind_unix(path, backlog)?),
         };
         self.serve_listener(addr, listener, proto, upgrade).await
     }
@@ -721,6 +743,42 @@ impl Peer {
         self.shared.hub.len()
     }
 
+    /// What the peer holds now, from its resource accounting: sessions,
+    /// handlers running, bytes held on the sessions' behalf (by kind, and
+    /// the peak), frames dropped. See `PeerConfig::max_peer_memory`.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use jaunt_peer::{Peer, Router};
+    ///
+    /// let server = Peer::new(Router::new());
+    /// let stats = server.stats();
+    /// assert_eq!((stats.sessions, stats.handlers, stats.bytes_held), (0, 0, 0));
+    /// # });
+    /// ```
+    pub fn stats(&self) -> PeerStats {
+        let sessions = self.sessions();
+        let mut stats = PeerStats {
+            sessions: sessions.len(),
+            handlers: self.shared.slots.used(),
+            peak_handlers: self.shared.slots.peak(),
+            bytes_held: self.shared.bytes.used(),
+            peak_bytes_held: self.shared.bytes.peak(),
+            frames_dropped: self
+                .shared
+                .frames_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            ..PeerStats::default()
+        };
+        for session in &sessions {
+            let one = session.stats();
+            stats.bytes_read += one.bytes_read;
+            stats.bytes_in_handlers += one.bytes_in_handlers;
+            stats.bytes_queued += one.bytes_queued;
+        }
+        stats
+    }
+
     /// Pushes `args` to `uri` on every live session (the body is encoded
     /// once). Returns how many sessions it was queued on.
     pub async fn broadcast_push<A: EncodeBody>(
@@ -773,8 +831,7 @@ impl Peer {
             .draining
             .store(true, std::sync::atomic::Ordering::Release);
         self.stop_listening().await;
-        let all = u32::try_from(self.shared.config.max_handlers.max(1)).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout_at(deadline, self.shared.handlers.acquire_many(all))
+        let drained = tokio::time::timeout_at(deadline, self.shared.slots.drained())
             .await
             .is_ok();
         self.shared.closed.cancel();
@@ -826,6 +883,39 @@ impl Peer {
         #[cfg(feature = "restart")]
         self.shared.handover.release();
     }
+}
+
+/// The accept backlog when none is configured: the system's limit, as Go
+/// uses (Linux caps any backlog at `net.core.somaxconn`); 4096 where it
+/// cannot be read.
+fn system_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .unwrap_or(4096)
+        .clamp(1024, 65535)
+}
+
+/// A TCP listener with `backlog` (tokio's `bind` always asks for 128, and a
+/// burst of connections beyond it waits for SYN retries).
+fn bind_tcp(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
+}
+
+/// A Unix listener with `backlog`.
+fn bind_unix(path: &std::path::Path, backlog: u32) -> std::io::Result<UnixListener> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    UnixListener::from_std(socket.into())
 }
 
 pub(crate) enum Listener {

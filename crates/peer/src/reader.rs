@@ -8,6 +8,14 @@
 //! an idle session holds no read buffer, and a busy one reads each burst
 //! with a single `recv` into a full-sized buffer, as before.
 //!
+//! What is buffered is counted in the session's byte budget (`limits/`):
+//! the reader reads only while the session has room, so a session over its
+//! budget is simply not read. The buffer grows with the bytes that arrive,
+//! doubling, never to a frame's announced length alone (a header that
+//! announces 16 MiB costs 5 bytes, not 16 MiB), and a buffer that cannot
+//! grow is an error of this connection, never an abort of the process.
+//! A frame that has started must be complete within the frame timeout.
+//!
 //! A frame that is malformed but was consumed whole
 //! ([`ProtoError::is_stream_intact`]: a failed filter, a bad field) is an
 //! inner `Err`, so the read loop can drop it and go on; an outer `Err` (the
@@ -17,13 +25,32 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use jaunt_socket::{Packet, PacketCodec, Proto, ProtoError};
 use tokio::io::AsyncRead;
+use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
+use crate::limits::{Held, SessionLimits};
 use crate::spare;
+
+/// Frames with transfer filters and more than this many bytes on the wire
+/// are unpacked off the reading task (a small gzip frame can inflate to the
+/// frame limit).
+const INLINE_FILTERED: usize = 4 * 1024;
+
+/// How a reader bounds what it holds.
+#[derive(Clone)]
+pub(crate) struct ReadLimits {
+    /// The session's accounting.
+    pub(crate) limits: Arc<SessionLimits>,
+    /// A started frame must be complete within this.
+    pub(crate) frame_timeout: Option<Duration>,
+    /// Larger frames are decoded off the reading task.
+    pub(crate) inline_limit: usize,
+}
 
 /// The room a read gets: the kernel hands over up to this many bytes per
 /// `recv`.
@@ -51,6 +78,14 @@ pub(crate) struct FrameReader {
     half: ReadHalf,
     codec: PacketCodec,
     buf: BytesMut,
+    limits: ReadLimits,
+    /// Bytes of `buf` counted in the budget.
+    counted: usize,
+    /// Bytes of the last frame returned, still counted as read until the
+    /// caller hands them to a handler (or the next frame is read).
+    last_frame: usize,
+    /// When the frame now in the buffer started (the frame timeout's clock).
+    frame_started: Option<Instant>,
     /// The socket reported end of stream.
     eof: bool,
     /// An outer error or the end was returned: nothing more comes.
@@ -59,11 +94,15 @@ pub(crate) struct FrameReader {
 
 impl FrameReader {
     /// A reader of `half` framed by `proto`; it holds no buffer yet.
-    pub(crate) fn new(half: ReadHalf, proto: Arc<dyn Proto>) -> FrameReader {
+    pub(crate) fn new(half: ReadHalf, proto: Arc<dyn Proto>, limits: ReadLimits) -> FrameReader {
         FrameReader {
             half,
             codec: PacketCodec::from_arc(proto),
             buf: BytesMut::new(),
+            limits,
+            counted: 0,
+            last_frame: 0,
+            frame_started: None,
             eof: false,
             done: false,
         }
@@ -75,34 +114,72 @@ impl FrameReader {
         !self.buf.is_empty()
     }
 
+    /// Hands the bytes of the frame just returned (`packet`) to the handler
+    /// that will hold it, in one step. An unfiltered packet's fields are
+    /// slices of its frame, so it holds the frame's bytes; an unpacked one
+    /// (gzip) holds its body, which may be far larger.
+    pub(crate) fn hand_to(&mut self, held: &mut Held, packet: &Packet) {
+        let consumed = std::mem::take(&mut self.last_frame);
+        self.counted -= consumed;
+        let size = if packet.xfer.is_empty() {
+            consumed
+        } else {
+            consumed.max(packet.body.len() + packet.uri.len())
+        };
+        held.hold_message(consumed, size);
+    }
+
+    /// The frame just returned is done with: its bytes leave the budget.
+    fn settle_last_frame(&mut self) {
+        let consumed = std::mem::take(&mut self.last_frame);
+        if consumed > 0 {
+            self.counted -= consumed;
+            self.limits.limits.bytes.read_done(consumed);
+        }
+    }
+
     /// The next frame; `None` once the stream has ended.
     ///
     /// Cancel safe: everything read is kept in the reader, so a `select!`
     /// may drop this future and call again.
     pub(crate) async fn next(&mut self) -> Option<FrameItem> {
+        self.settle_last_frame();
         if self.done {
             return None;
         }
+        let mut partial = false;
         loop {
-            let decoded = if self.eof {
-                self.codec.decode_eof(&mut self.buf)
-            } else {
-                self.codec.decode(&mut self.buf)
-            };
+            // A session over its budget is not read (nor are frames it has
+            // sent already decoded: unpacking may inflate them).
+            let budget = &self.limits.limits.bytes;
+            if !budget.read_room(partial) {
+                budget.wait_read_room(partial).await;
+                // Our own backpressure is not the sender's slowness.
+                if self.frame_started.is_some() {
+                    self.frame_started = Some(Instant::now());
+                }
+            }
+            let before = self.buf.len();
+            let decoded = self.decode();
+            let consumed = before - self.buf.len();
+            if consumed > 0 {
+                self.last_frame = consumed;
+                self.frame_started = (!self.buf.is_empty()).then(Instant::now);
+            }
             match decoded {
                 Ok(Some(packet)) => return Some(Ok(Ok(packet))),
                 Ok(None) if self.eof => {
                     self.done = true;
                     return None;
                 }
-                Ok(None) => {}
+                Ok(None) => partial = !self.buf.is_empty(),
                 Err(e) if e.is_stream_intact() => return Some(Ok(Err(e))),
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
                 }
             }
-            match self.fill().await {
+            match self.fill_within_frame_timeout().await {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(e) => {
@@ -111,6 +188,64 @@ impl FrameReader {
                 }
             }
         }
+    }
+
+    /// Decodes the frame at the front of the buffer, if it is whole; a large
+    /// one off the reading task.
+    fn decode(&mut self) -> Result<Option<Packet>, ProtoError> {
+        let whole = self
+            .codec
+            .proto()
+            .frame_len(&self.buf)
+            .filter(|&len| len <= self.buf.len() as u64);
+        let heavy = whole.is_some_and(|len| {
+            let filtered = self.buf.get(4).is_some_and(|&filters| filters > 0);
+            len > self.limits.inline_limit as u64 || (filtered && len > INLINE_FILTERED as u64)
+        });
+        let FrameReader {
+            codec, buf, eof, ..
+        } = self;
+        let mut run = || {
+            if *eof {
+                codec.decode_eof(buf)
+            } else {
+                codec.decode(buf)
+            }
+        };
+        if heavy {
+            off_the_reading_task(run)
+        } else {
+            run()
+        }
+    }
+
+    /// [`fill`](Self::fill), failing with `TimedOut` when a frame has been
+    /// in progress for longer than the frame timeout.
+    async fn fill_within_frame_timeout(&mut self) -> std::io::Result<usize> {
+        let deadline = match (self.limits.frame_timeout, self.frame_started) {
+            (Some(limit), Some(started)) => Some(started + limit),
+            _ => None,
+        };
+        let read = match deadline {
+            // Boxed: the timer would enlarge every idle reader's state.
+            Some(deadline) => Box::pin(tokio::time::timeout_at(deadline, self.fill()))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "a frame was not completed within the frame timeout",
+                    ))
+                }),
+            None => self.fill().await,
+        }?;
+        if read > 0 {
+            self.counted += read;
+            self.limits.limits.bytes.add_read(read);
+            if self.frame_started.is_none() {
+                self.frame_started = Some(Instant::now());
+            }
+        }
+        Ok(read)
     }
 
     /// Reads once; `Ok(0)` is the end of the stream.
@@ -130,7 +265,7 @@ impl FrameReader {
                 *buf = spare::take_read_buffer();
             }
             if buf.capacity() - buf.len() < MIN_READ_ROOM {
-                buf.reserve(READ_BUF);
+                grow(buf)?;
             }
             // One attempt; a readiness that held nothing (it happens) sends
             // an empty buffer back to waiting without it.
@@ -142,6 +277,53 @@ impl FrameReader {
             }
         }
     }
+}
+
+impl Drop for FrameReader {
+    fn drop(&mut self) {
+        // What is still buffered goes with the reader.
+        if self.counted > 0 {
+            self.limits.limits.bytes.read_done(self.counted);
+        }
+    }
+}
+
+/// Runs a CPU-heavy step (a large decode) so that the other tasks of this
+/// worker thread are not held up: on a multi-threaded runtime the worker
+/// hands its queue to another thread for the duration (`block_in_place`).
+pub(crate) fn off_the_reading_task<R>(step: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi = Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(step)
+    } else {
+        step()
+    }
+}
+
+/// Makes room for at least `READ_BUF` more bytes: the capacity doubles (so a
+/// large frame is copied O(log n) times, not once per read), and a failed
+/// allocation is an error of this connection, not an abort.
+fn grow(buf: &mut BytesMut) -> std::io::Result<()> {
+    if buf.try_reclaim(READ_BUF) {
+        return Ok(());
+    }
+    let want = buf
+        .len()
+        .saturating_add(READ_BUF)
+        .max(buf.capacity().saturating_mul(2));
+    let mut grown = Vec::new();
+    grown.try_reserve_exact(want).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            format!("cannot grow a read buffer to {want} bytes"),
+        )
+    })?;
+    grown.extend_from_slice(buf);
+    // Bytes keeps the capacity, and BytesMut takes the Vec back whole: no copy.
+    *buf = BytesMut::from(Bytes::from(grown));
+    Ok(())
 }
 
 impl ReadHalf {

@@ -14,8 +14,9 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use jaunt_codec::{EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketType, Proto, Status};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::limits::SessionLimits;
 use crate::seq_map::SeqMap;
 use crate::signal::Signal;
 use crate::spare;
@@ -25,10 +26,10 @@ use crate::call::{
     TIMEOUT_META,
 };
 use crate::config::{Handling, SlowConsumer};
-use crate::link::{in_order_worker, read_loop, Job, Link, Permits};
+use crate::link::{in_order_worker, read_loop, Job, Link};
 use crate::peer::{Conn, PeerShared};
 use crate::redial::{self, Redial};
-use crate::{Addr, Peer, SessionData};
+use crate::{Addr, Peer, SessionData, SessionStats};
 
 /// A connection to another peer. Cheap to clone; all clones are the same
 /// session.
@@ -53,8 +54,10 @@ pub(crate) struct SessionInner {
     /// The other side's pulls being served, by seq, so a cancel can stop them.
     /// Dropping or firing the sender stops the handler.
     serving: Mutex<SeqMap<oneshot::Sender<()>>>,
-    /// One permit per running handler of this session.
-    handlers: Arc<Semaphore>,
+    /// Its handler slots and byte budget, in the peer's pools.
+    limits: Arc<SessionLimits>,
+    /// Dialed by this side (else accepted, or a given stream).
+    dialed: bool,
     /// With in-order handling: the queue of the session's handler worker.
     in_order: Option<mpsc::Sender<Job>>,
     next_seq: AtomicI32,
@@ -124,13 +127,13 @@ impl Session {
             other => other.to_string().into(),
         };
         let config = &peer.config;
-        let link = Link::open(
-            conn,
-            proto.clone(),
-            local,
-            config.write_queue_len,
-            config.write_timeout,
+        let limits = SessionLimits::join(
+            &peer.slots,
+            &peer.bytes,
+            config.max_handlers_per_session,
+            config.max_session_memory,
         );
+        let link = Link::open(conn, proto.clone(), local, config, limits.clone());
         let (in_order, worker_rx) = match config.handling {
             Handling::Concurrent => (None, None),
             Handling::InOrder => {
@@ -138,7 +141,6 @@ impl Session {
                 (Some(tx), Some(rx))
             }
         };
-        let handlers = Arc::new(Semaphore::new(config.max_handlers_per_session.max(1)));
         let session = Session {
             inner: Arc::new(SessionInner {
                 id: RwLock::new(id),
@@ -150,7 +152,8 @@ impl Session {
                 redial,
                 pending: Mutex::new(SeqMap::default()),
                 serving: Mutex::new(SeqMap::default()),
-                handlers,
+                limits,
+                dialed,
                 in_order,
                 next_seq: AtomicI32::new(1),
                 generations: AtomicU64::new(0),
@@ -323,13 +326,12 @@ impl Session {
             let peer = self.peer();
             peer.pre_dial(&plan.addr, true).await?;
             let (conn, local) = plan.connect(&peer).await?;
-            let config = &self.inner.peer.config;
             let link = Link::open(
                 conn,
                 self.inner.proto.clone(),
                 local,
-                config.write_queue_len,
-                config.write_timeout,
+                &self.inner.peer.config,
+                self.inner.limits.clone(),
             );
             self.connect(link, true, true).await
         })
@@ -371,7 +373,13 @@ impl Session {
                 "the connection is already being read",
             ));
         };
-        let next = match self.inner.peer.config.read_timeout {
+        let config = &self.inner.peer.config;
+        // An accepted session's handshake is bounded like its first frame.
+        let limit = match self.inner.dialed {
+            false => config.first_frame_timeout.or(config.read_timeout),
+            true => config.read_timeout,
+        };
+        let next = match limit {
             Some(limit) => tokio::time::timeout(limit, frames.next())
                 .await
                 .map_err(|_| Status::conn_closed("handshake read timed out"))?,
@@ -474,6 +482,7 @@ impl Session {
         self.link().down.cancel();
         self.pending().clear();
         self.inner.peer.hub.remove(self);
+        self.inner.limits.leave();
         // Last, so that whoever watches the state sees a finished close.
         self.inner.state.send_replace(SessionState::Closed);
         tracing::debug!(id = %self.id(), "session closed");
@@ -717,11 +726,16 @@ impl Session {
     }
 
     /// Registers a pull of the other side being served; the token fires if
-    /// the caller cancels it.
-    pub(crate) fn serving_started(&self, seq: i32) -> oneshot::Receiver<()> {
+    /// the caller cancels it. `None` if a pull with this seq is being served
+    /// already (it is refused: see `link::refuse_duplicate`).
+    pub(crate) fn serving_started(&self, seq: i32) -> Option<oneshot::Receiver<()>> {
+        let mut serving = self.serving();
+        let std::collections::hash_map::Entry::Vacant(entry) = serving.entry(seq) else {
+            return None;
+        };
         let (tx, rx) = oneshot::channel();
-        self.serving().insert(seq, tx);
-        rx
+        entry.insert(tx);
+        Some(rx)
     }
 
     /// Forgets a served pull.
@@ -865,20 +879,44 @@ impl Session {
         link.send(frame).await
     }
 
-    /// Waits for room to run one more handler (the read loop stops reading
-    /// meanwhile: backpressure instead of unbounded spawning).
-    pub(crate) async fn handler_permits(&self) -> Option<Permits> {
-        // Most of the time both have room: take them without a future.
-        let own = match self.inner.handlers.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => self.inner.handlers.clone().acquire_owned().await.ok()?,
-        };
-        let handlers = &self.inner.peer.handlers;
-        let peer = match handlers.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => handlers.clone().acquire_owned().await.ok()?,
-        };
-        Some((own, peer))
+    /// The session's handler slots and byte budget.
+    pub(crate) fn limits(&self) -> &Arc<SessionLimits> {
+        &self.inner.limits
+    }
+
+    /// Whether this side dialed the session.
+    pub(crate) fn is_dialed(&self) -> bool {
+        self.inner.dialed
+    }
+
+    /// What this session holds now: its handlers, the bytes it makes the
+    /// peer hold (by kind), the frames it had dropped, its pending pulls.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use jaunt_peer::{Peer, Router};
+    ///
+    /// let server = Peer::new(Router::new());
+    /// let addr = server.listen("127.0.0.1:0").await.unwrap();
+    /// let client = Peer::new(Router::new());
+    /// let session = client.dial(&addr).await.unwrap();
+    /// let stats = session.stats();
+    /// assert_eq!((stats.handlers, stats.bytes_queued, stats.pending_pulls), (0, 0, 0));
+    /// client.close().await;
+    /// server.close().await;
+    /// # });
+    /// ```
+    pub fn stats(&self) -> SessionStats {
+        let limits = &self.inner.limits;
+        SessionStats {
+            handlers: limits.slots.held(),
+            bytes_held: limits.bytes.share().held(),
+            bytes_read: limits.bytes.read(),
+            bytes_in_handlers: limits.bytes.handlers(),
+            bytes_queued: limits.bytes.queued(),
+            frames_dropped: limits.dropped.total(),
+            pending_pulls: self.pending_pulls(),
+        }
     }
 
     pub(crate) fn in_order_queue(&self) -> Option<&mpsc::Sender<Job>> {

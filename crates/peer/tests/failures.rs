@@ -342,9 +342,10 @@ async fn malformed_frames_are_dropped_unknown_types_close() {
     .await;
 }
 
-/// A remote that stops reading must not make `Peer::close` hang: with the
-/// default configuration (no write timeout), the write in progress is given
-/// a bounded time once the session is closing.
+/// A remote that stops reading must not make `Peer::close` hang: the write
+/// in progress is given a bounded time once the session is closing. Its
+/// write queue meanwhile stays within the session's byte budget: pushes
+/// past it fail with 104 (slow consumer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_does_not_hang_on_a_remote_that_stops_reading() {
     within(async {
@@ -357,13 +358,23 @@ async fn close_does_not_hang_on_a_remote_that_stops_reading() {
         wait_sessions(&server, 1).await;
         let session = server.sessions().pop().unwrap();
         let chunk = "z".repeat(1024 * 1024);
-        // Far more than the socket buffers hold (plain: no encoding cost).
-        for _ in 0..32 {
-            session
-                .push_with("/flood", &chunk, jaunt_peer::PullOptions::new().codec(b's'))
-                .await
-                .unwrap();
+        // Far more than the socket buffers hold (plain: no encoding cost),
+        // until the write queue is full in bytes (`max_session_memory`).
+        let mut pushed = 0;
+        for _ in 0..64 {
+            let push = session.push_with("/flood", &chunk, jaunt_peer::PullOptions::new().codec(b's'));
+            match push.await {
+                Ok(()) => pushed += 1,
+                Err(status) => {
+                    assert_eq!(status.code(), jaunt_socket::code::WRITE_FAILED, "{status}");
+                    break;
+                }
+            }
         }
+        assert!(pushed >= 8, "only {pushed} pushes were queued");
+        assert!(pushed < 64, "the write queue must be bounded in bytes");
+        let queued = session.stats().bytes_queued;
+        assert!(queued <= 9 << 20, "{queued} bytes queued, over the 8 MiB budget");
         // Let the writer fill the socket buffers and block.
         tokio::time::sleep(Duration::from_millis(300)).await;
 

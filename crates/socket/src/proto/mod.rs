@@ -27,8 +27,8 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// A framing of packets on a byte stream.
 ///
 /// `decode` is incremental: it is called with whatever has been read so far,
-/// returns `Ok(None)` when a frame is not complete yet (and may reserve room
-/// for it), and consumes exactly one frame when it returns a packet, so
+/// returns `Ok(None)` when a frame is not complete yet (without reserving
+/// room for it: the caller's buffer grows with what arrives), and consumes exactly one frame when it returns a packet, so
 /// several frames in one read are found by calling it again. The length
 /// prefix is checked against the size limit before anything is allocated.
 pub trait Proto: Send + Sync + 'static {
@@ -271,7 +271,9 @@ impl Envelope {
             });
         }
         if src.len() < total {
-            src.reserve(total - src.len());
+            // No reserving for the announced length: the reader's buffer
+            // grows with the bytes that actually arrive (a 5-byte header
+            // announcing 16 MiB must not cost 16 MiB).
             return Ok(None);
         }
         let mut frame = src.split_to(total).freeze();
