@@ -1152,16 +1152,12 @@ async fn big_echo(addr: SocketAddr, s: &Scale) -> Result<AttackOut, String> {
 
 async fn gzip_bomb(addr: SocketAddr, s: &Scale) -> Result<AttackOut, String> {
     let bomb = Arc::new(Bomb::new()?);
-    let frames = (1..=s.bomb_max_frames.min(64) as i32)
-        .map(|seq| bomb.frame(seq))
-        .collect::<Result<Vec<_>, _>>()?;
-    let frame_len = frames[0].len();
+    let frame_len = bomb.frame(1)?.len();
     let deadline = TokioInstant::now() + s.bomb_for;
-    // Frames for seq > 64 repeat the first 64 seqs: the server handles pulls with a
-    // duplicate seq anyway (see dup-seq).
-    let frames = Arc::new(frames);
+    // Every frame has its own seq (a repeated seq would cancel the pull in flight, see
+    // dup-seq): only its small first member is compressed per frame.
     let (sent, _) = flood_conns(addr, 1, deadline, s.bomb_max_frames, move |seq| {
-        vec![frames[(seq as usize - 1) % frames.len()].clone()]
+        bomb.frame(seq).map(|f| vec![f]).unwrap_or_default()
     })
     .await?;
     Ok(AttackOut::note(format!(
@@ -1579,9 +1575,11 @@ fn run_one(
         .join()
         .map_err(|_| "the monitor thread panicked".to_owned())?;
     let died = server.exited();
+    // Stopping it first reads its stderr to the end (the lines it wrote as the attack's
+    // connections went away included).
+    server.stop();
     let log_bytes = server.log_bytes.load(Ordering::Relaxed) - logs_at_start;
     let log_lines = server.log_lines.load(Ordering::Relaxed) - lines_at_start;
-    server.stop();
     let mut out = outcome?;
     if let Some(died) = died {
         out.note = format!("{}; {died}", out.note);
