@@ -97,48 +97,42 @@ fn server_routes(gzip: bool) -> Result<Router, RouteError> {
     Ok(routes)
 }
 
-/// Pushes `/notice/hello` to every session the peer accepts.
-///
-/// The peer has no hook that runs when a session is accepted yet, so this
-/// polls the session list; a `post_accept` plugin will replace it.
-async fn greet_new_sessions(peer: Peer) {
-    let mut greeted: Vec<Session> = Vec::new();
-    loop {
-        greeted.retain(|session| !session.is_closed());
-        for session in peer.sessions() {
-            if greeted.iter().any(|g| g.ptr_eq(&session)) {
-                continue;
-            }
-            if let Err(status) = session.push("/notice/hello", &"hello from jaunt").await {
-                tracing::debug!(id = %session.id(), %status, "could not say hello");
-            }
-            greeted.push(session);
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+/// Pushes `/notice/hello` to every session the peer accepts, from the
+/// `post_accept` hook: once per session, with no polling of the session list.
+struct Greeter;
+
+impl jaunt::RoutePlugin for Greeter {
+    fn name(&self) -> &str {
+        "greeter"
     }
 }
 
-/// A listening interop server and its greeter task.
+#[jaunt::async_trait]
+impl jaunt::Plugin for Greeter {
+    async fn post_accept(&self, session: &Session) -> Result<(), Status> {
+        if let Err(status) = session.push("/notice/hello", &"hello from jaunt").await {
+            tracing::debug!(id = %session.id(), %status, "could not say hello");
+        }
+        Ok(())
+    }
+}
+
+/// A listening interop server.
 struct Server {
     peer: Peer,
     addr: jaunt::Addr,
-    greeter: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     async fn start(addr: &str, gzip: bool) -> Result<Self, Box<dyn Error>> {
-        let peer = Peer::new(server_routes(gzip)?);
+        let peer = Peer::builder(server_routes(gzip)?)
+            .plugin(Greeter)
+            .build()?;
         let addr = peer.listen(addr).await?;
-        let greeter = tokio::spawn(greet_new_sessions(peer.clone()));
-        Ok(Self {
-            peer,
-            addr,
-            greeter,
-        })
+        Ok(Self { peer, addr })
     }
 
     async fn stop(self) {
-        self.greeter.abort();
         self.peer.close().await;
     }
 }

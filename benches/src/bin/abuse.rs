@@ -36,7 +36,7 @@
 //!
 //! | name | what |
 //! |---|---|
-//! | `handler-pool` | 17 connections pipeline pulls to `/slow` as fast as they can, never read |
+//! | `handler-pool` | 17 connections pipeline pulls to `/slow` (200 ms, 16 KiB reply) as fast as they can, never read |
 //! | `big-echo` | 1 connection sends 1 MiB `/bench/echo` pulls for 5 s, never reads |
 //! | `gzip-bomb` | pulls to `/bench/echo` through gzip (`g`): 15 MiB of zeros in ~15 KB, never reads |
 //! | `header-only` | 500 connections send the first 5 bytes of a frame announcing 16 MiB, then wait |
@@ -174,11 +174,12 @@ fn raise_nofile() -> u64 {
 /// `bytes_held` and `peak_bytes_held` when present).
 fn server_stats(peer: &Peer) -> Value {
     let (rss_kib, hwm_kib) = proc_status_kib("/proc/self/status");
-    serde_json::json!({
-        "rss_kib": rss_kib,
-        "hwm_kib": hwm_kib,
-        "sessions": peer.session_count(),
-    })
+    let mut stats = serde_json::to_value(peer.stats()).unwrap_or_else(|_| serde_json::json!({}));
+    if let Value::Object(fields) = &mut stats {
+        fields.insert("rss_kib".into(), rss_kib.into());
+        fields.insert("hwm_kib".into(), hwm_kib.into());
+    }
+    stats
 }
 
 /// The server's routes.
@@ -193,9 +194,15 @@ fn server_router() -> Result<Router, RouteError> {
             .try_fold(0_i64, |sum, n| sum.checked_add(*n))
             .ok_or_else(|| Status::bad_message("the sum overflows an i64"))
     })?;
-    routes.pull("/slow", |_: PullCtx| async move {
-        tokio::time::sleep(SLOW).await;
-        Ok::<_, Status>("slow")
+    // 16 KiB replies: a client that never reads them fills its socket
+    // buffers within a few hundred, and then its write queue and handlers.
+    let slow_reply = Bytes::from(vec![b's'; 16 * 1024]);
+    routes.pull("/slow", move |_: PullCtx| {
+        let reply = slow_reply.clone();
+        async move {
+            tokio::time::sleep(SLOW).await;
+            Ok::<_, Status>(RawBody::new(codec_ids::PLAIN, reply))
+        }
     })?;
     routes.pull("/abuse/stats", |ctx: PullCtx| async move {
         Ok::<_, Status>(server_stats(&ctx.peer()))

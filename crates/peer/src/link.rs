@@ -20,8 +20,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use jaunt_socket::{Packet, PacketType, Proto, ProtoError, Status};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 
 use crate::call::CANCEL_URI;
@@ -388,7 +388,8 @@ pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: A
             (a, b) => a.or(b),
         }
     };
-    let deadline = tokio::time::sleep_until(due(first_frame_due, last_frame).unwrap_or_else(far_future));
+    let deadline =
+        tokio::time::sleep_until(due(first_frame_due, last_frame).unwrap_or_else(far_future));
     tokio::pin!(deadline);
     let too_old = async {
         match config.max_session_age {

@@ -153,8 +153,8 @@ impl PeerBuilder {
             default_codec,
             codecs: Arc::new(self.codecs),
             router: self.router,
-            slots: Pool::hard(self.config.max_handlers),
-            bytes: Pool::never_shutting_out(self.config.max_peer_memory),
+            slots: Pool::new(self.config.max_handlers),
+            bytes: Pool::new(self.config.max_peer_memory),
             frames_dropped: std::sync::atomic::AtomicU64::new(0),
             config: self.config,
             hub: Hub::default(),
@@ -438,7 +438,11 @@ impl Peer {
         proto: Arc<dyn Proto>,
         upgrade: Upgrade,
     ) -> Result<Addr, PeerError> {
-        let backlog = self.shared.config.listen_backlog.unwrap_or_else(system_backlog);
+        let backlog = self
+            .shared
+            .config
+            .listen_backlog
+            .unwrap_or_else(system_backlog);
         let listener = match &addr {
             Addr::Tcp(sa) => Listener::Tcp(bind_tcp(*sa, backlog)?),
             Addr::Host(host, port) => {

@@ -362,7 +362,8 @@ async fn close_does_not_hang_on_a_remote_that_stops_reading() {
         // until the write queue is full in bytes (`max_session_memory`).
         let mut pushed = 0;
         for _ in 0..64 {
-            let push = session.push_with("/flood", &chunk, jaunt_peer::PullOptions::new().codec(b's'));
+            let push =
+                session.push_with("/flood", &chunk, jaunt_peer::PullOptions::new().codec(b's'));
             match push.await {
                 Ok(()) => pushed += 1,
                 Err(status) => {
@@ -374,7 +375,10 @@ async fn close_does_not_hang_on_a_remote_that_stops_reading() {
         assert!(pushed >= 8, "only {pushed} pushes were queued");
         assert!(pushed < 64, "the write queue must be bounded in bytes");
         let queued = session.stats().bytes_queued;
-        assert!(queued <= 9 << 20, "{queued} bytes queued, over the 8 MiB budget");
+        assert!(
+            queued <= 9 << 20,
+            "{queued} bytes queued, over the 8 MiB budget"
+        );
         // Let the writer fill the socket buffers and block.
         tokio::time::sleep(Duration::from_millis(300)).await;
 

@@ -335,8 +335,9 @@ async fn max_handlers_per_session_bounds_concurrency() {
     .await;
 }
 
-/// With `max_handlers = 3`, 15 pulls over 3 sessions run at most three at a
-/// time in the whole peer.
+/// With `max_handlers = 3`, 15 pulls over 3 sessions never run all at once:
+/// sessions past their fair share wait while 3 run (the pool's rule allows
+/// at most twice the limit, see `limits/pool.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_handlers_bounds_the_whole_peer() {
     within(async {
@@ -362,8 +363,11 @@ async fn max_handlers_bounds_the_whole_peer() {
             assert_eq!(doubled, n * 2);
         }
         assert_eq!(gauge.finished(), 15);
-        assert!(gauge.max() <= 3, "{} ran at once", gauge.max());
+        // Past their fair share (1 each) sessions get handlers only while
+        // fewer than 3 run; within it they always get one: at most 2 × 3.
+        assert!(gauge.max() <= 6, "{} ran at once", gauge.max());
         assert!(gauge.max() >= 2, "the sessions' handlers did overlap");
+        assert!(server.stats().peak_handlers <= 6);
         client.close().await;
         server.close().await;
     })

@@ -134,14 +134,20 @@ mod tests {
 
     #[test]
     fn reading_stops_at_the_budget_but_a_lone_frame_may_complete() {
-        let pool = Pool::never_shutting_out(1 << 30);
+        let pool = Pool::new(1 << 30);
         let budget = Budget::new(pool.join(100));
         assert!(budget.read_room(false));
         budget.add_read(150);
         assert!(!budget.read_room(false), "150 of 100 read");
-        assert!(budget.read_room(true), "one unfinished frame alone may go on");
+        assert!(
+            budget.read_room(true),
+            "one unfinished frame alone may go on"
+        );
         budget.read_to_handler(150, 150);
-        assert!(!budget.read_room(true), "a handler holds it: no longer alone");
+        assert!(
+            !budget.read_room(true),
+            "a handler holds it: no longer alone"
+        );
         budget.handler_done(150);
         assert!(budget.read_room(false));
         assert_eq!(pool.used(), 0);
@@ -149,7 +155,7 @@ mod tests {
 
     #[test]
     fn decompression_is_counted_at_its_full_size() {
-        let pool = Pool::never_shutting_out(1 << 30);
+        let pool = Pool::new(1 << 30);
         let budget = Budget::new(pool.join(1 << 20));
         budget.add_read(15_000);
         budget.read_to_handler(15_000, 15 << 20);
@@ -163,7 +169,7 @@ mod tests {
 
     #[test]
     fn the_queue_takes_one_frame_always_and_more_within_the_budget() {
-        let pool = Pool::never_shutting_out(1 << 30);
+        let pool = Pool::new(1 << 30);
         let budget = Budget::new(pool.join(100));
         assert!(budget.queue_room(500), "an empty queue takes any frame");
         budget.add_queued(500);

@@ -77,7 +77,11 @@ impl DroppedFrames {
             }
         }
         if max_in_a_row > 0 && in_a_row >= max_in_a_row {
-            tracing::warn!(id, in_a_row, "too many malformed frames in a row: closing the connection");
+            tracing::warn!(
+                id,
+                in_a_row,
+                "too many malformed frames in a row: closing the connection"
+            );
             AfterDrop::Close
         } else {
             AfterDrop::GoOn

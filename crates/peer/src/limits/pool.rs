@@ -6,18 +6,19 @@
 //!
 //! - its own limit: `held + n <= own_limit`, or it holds nothing yet (so one
 //!   request larger than the limit can still go through, alone);
-//! - within its fair share (`held + n <= fair`), up to the pool's limit;
-//! - past its fair share, only while one more fair share stays free
-//!   (`used + n + fair <= limit`).
+//! - within its fair share (`held + n <= fair`) it is always admitted;
+//! - past its fair share, only while the pool is under its limit.
 //!
 //! So no session can take what the others need: however greedy some
-//! sessions are, they leave one fair share free, and a new, well-behaved
-//! session is served from it at once; what the greedy ones give back goes to
-//! the sessions still within their share, since the greedy ones cannot take
-//! it again while they are over theirs. The limit itself is never exceeded
-//! — except by the byte pool's one exemption, which keeps reading from
-//! stalling: a session that holds nothing may always take its first bytes
-//! (one read buffer).
+//! sessions are and however full they made the pool, a new, well-behaved
+//! session is served at once, from its own fair share; the greedy ones wait
+//! while the pool is full, and cannot take back what they release while it
+//! stays full. No rule that keeps the limit hard can promise that (held
+//! slots cannot be taken back: greedy sessions would keep a full pool full),
+//! so the limit is the level past which only sessions within their share
+//! get more. The total stays under twice the limit: what sessions within
+//! their share hold adds up to at most the limit, and sessions past it were
+//! admitted only while the pool was under it.
 //!
 //! Waiting: a release wakes the waiters of its own session (all of them:
 //! there are few) and passes one wake-up to the pool's waiters; a pool waiter
@@ -39,8 +40,6 @@ const POOL_RECHECK: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub(crate) struct Pool {
     limit: usize,
-    /// A member that holds nothing is admitted even over the limit.
-    empty_always_admitted: bool,
     used: AtomicUsize,
     peak: AtomicUsize,
     /// Sessions sharing the pool.
@@ -51,20 +50,9 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// A pool of `limit` units (at least 1) that is never exceeded.
-    pub(crate) fn hard(limit: usize) -> Arc<Pool> {
-        Self::with(limit, false)
-    }
-
-    /// A pool of `limit` units in which a member that holds nothing is
-    /// always admitted (the byte pool: reading never stalls for good).
-    pub(crate) fn never_shutting_out(limit: usize) -> Arc<Pool> {
-        Self::with(limit, true)
-    }
-
-    fn with(limit: usize, empty_always_admitted: bool) -> Arc<Pool> {
+    /// A pool of `limit` units (at least 1).
+    pub(crate) fn new(limit: usize) -> Arc<Pool> {
         Arc::new(Pool {
-            empty_always_admitted,
             limit: limit.max(1),
             used: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -160,18 +148,8 @@ impl Share {
         if own > 0 && own + n > self.own_limit {
             return false;
         }
-        let held = self.held();
         let pool = &*self.pool;
-        if held == 0 && pool.empty_always_admitted {
-            return true;
-        }
-        let used = pool.used.load(Ordering::SeqCst);
-        let fair = pool.fair_share();
-        if held + n <= fair {
-            used + n <= pool.limit
-        } else {
-            used + n + fair <= pool.limit
-        }
+        self.held() + n <= pool.fair_share() || pool.used.load(Ordering::SeqCst) + n <= pool.limit
     }
 
     /// Takes `n` units if [`admits`](Self::admits) says so.
@@ -270,9 +248,12 @@ mod tests {
 
     #[test]
     fn own_limit_holds_but_one_request_may_exceed_it_alone() {
-        let pool = Pool::hard(1000);
+        let pool = Pool::new(1000);
         let share = pool.join(10);
-        assert!(share.try_take(0, 25), "a lone request larger than the limit goes through");
+        assert!(
+            share.try_take(0, 25),
+            "a lone request larger than the limit goes through"
+        );
         assert!(!share.try_take(25, 1), "then nothing more");
         share.sub(25);
         assert!(share.try_take(0, 10));
@@ -282,52 +263,54 @@ mod tests {
     }
 
     #[test]
-    fn greedy_sessions_leave_a_fair_share_for_a_newcomer() {
-        let pool = Pool::hard(100);
+    fn a_session_within_its_fair_share_is_admitted_when_the_pool_is_full() {
+        let pool = Pool::new(100);
         let hog = pool.join(1000);
-        let other = pool.join(1000);
-        // Fair share 50: past it the hog leaves 50 free.
-        let mut taken = 0;
-        while hog.try_take(taken, 1) {
-            taken += 1;
-        }
-        assert_eq!(taken, 50, "the hog stops where one fair share is left");
+        assert!(
+            hog.try_take(0, 100),
+            "alone, the hog may take the whole pool"
+        );
+        assert!(!hog.try_take(100, 1), "the pool is full");
         let newcomer = pool.join(1000);
-        // Fair share 33: the newcomer gets it at once.
-        for i in 0..33 {
-            assert!(newcomer.try_take(i, 1), "unit {i} of the newcomer's share");
+        // Fair share is now 50: the newcomer holds nothing and is admitted.
+        for i in 0..50 {
+            assert!(newcomer.try_take(i, 1), "unit {i} of the fair share");
         }
-        assert!(!newcomer.try_take(33, 1), "past its share, 17 free < one share");
-        assert!(other.try_take(0, 1), "the other session is within its share");
-        assert!(!hog.try_take(50, 1), "the hog is over its share and waits");
+        assert!(
+            !newcomer.try_take(50, 1),
+            "past its fair share the full pool refuses"
+        );
+        assert!(
+            !hog.try_take(100, 1),
+            "the hog is over its fair share and waits"
+        );
         hog.sub(10);
-        assert!(!hog.try_take(40, 1), "what the hog gave back is not its own again");
-        assert!(other.try_take(1, 10), "it goes to a session within its share");
-        assert!(pool.used() <= 100, "a hard pool is never exceeded");
-        assert_eq!(pool.peak(), 84);
+        assert!(
+            !hog.try_take(90, 1),
+            "the pool is still full: released is not retaken"
+        );
+        assert_eq!(
+            pool.used(),
+            140,
+            "exceeded only by a session within its share"
+        );
+        assert_eq!(pool.peak(), 150);
         drop(newcomer);
-        assert_eq!(pool.used(), 51, "a share gives back what it held when dropped");
-        assert_eq!(pool.fair_share(), 50);
-    }
-
-    #[test]
-    fn a_byte_pool_always_admits_a_session_that_holds_nothing() {
-        let pool = Pool::never_shutting_out(100);
-        let hog = pool.join(1000);
-        hog.add(100);
-        let newcomer = pool.join(1000);
-        assert!(newcomer.admits(0, 1), "it holds nothing: it may read");
-        newcomer.add(10);
-        assert!(!newcomer.admits(10, 1), "then the full pool applies");
-        let hard = Pool::hard(100);
-        let hog = hard.join(1000);
-        hog.add(100);
-        assert!(!hard.join(1000).admits(0, 1));
+        assert_eq!(
+            pool.used(),
+            90,
+            "a share gives back what it held when dropped"
+        );
+        assert_eq!(pool.fair_share(), 100);
+        assert!(
+            hog.try_take(90, 10),
+            "under the limit again: the hog may take more"
+        );
     }
 
     #[tokio::test]
     async fn a_waiter_goes_on_when_its_session_releases() {
-        let pool = Pool::hard(10);
+        let pool = Pool::new(10);
         let share = Arc::new(pool.join(4));
         assert!(share.try_take(0, 4));
         let waiter = {
@@ -347,7 +330,7 @@ mod tests {
 
     #[tokio::test]
     async fn drained_waits_for_the_last_release() {
-        let pool = Pool::hard(10);
+        let pool = Pool::new(10);
         let share = pool.join(10);
         share.add(3);
         let waiting = {
