@@ -306,6 +306,10 @@ async fn write_loop(
         }
         batch.clear();
         in_batch.clear();
+        // A batch grown for one large frame is not kept for the link's life.
+        if batch.capacity() > 2 * WRITE_BATCH {
+            batch = BytesMut::new();
+        }
     }
     in_batch.clear();
     // Flush what was queued before the close (replies of finished handlers),

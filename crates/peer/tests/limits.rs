@@ -337,7 +337,7 @@ async fn max_handlers_per_session_bounds_concurrency() {
 
 /// With `max_handlers = 3`, 15 pulls over 3 sessions never run all at once:
 /// sessions past their fair share wait while 3 run (the pool's rule allows
-/// at most twice the limit, see `limits/pool.rs`).
+/// at most twice the limit, its ceiling: see `limits/pool.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_handlers_bounds_the_whole_peer() {
     within(async {

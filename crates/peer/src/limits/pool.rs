@@ -6,7 +6,8 @@
 //!
 //! - its own limit: `held + n <= own_limit`, or it holds nothing yet (so one
 //!   request larger than the limit can still go through, alone);
-//! - within its fair share (`held + n <= fair`) it is always admitted;
+//! - within its fair share (`held + n <= fair`) it is admitted up to twice
+//!   the pool's limit (the ceiling, which nothing passes);
 //! - past its fair share, only while the pool is under its limit.
 //!
 //! So no session can take what the others need: however greedy some
@@ -16,9 +17,9 @@
 //! stays full. No rule that keeps the limit hard can promise that (held
 //! slots cannot be taken back: greedy sessions would keep a full pool full),
 //! so the limit is the level past which only sessions within their share
-//! get more. The total stays under twice the limit: what sessions within
-//! their share hold adds up to at most the limit, and sessions past it were
-//! admitted only while the pool was under it.
+//! get more, and twice the limit is the hard ceiling. (Without the ceiling,
+//! sessions joining one by one, each taking its then-larger share, could
+//! add up to limit × (1 + 1/2 + … + 1/n).)
 //!
 //! Waiting: a release wakes the waiters of its own session (all of them:
 //! there are few) and passes one wake-up to the pool's waiters; a pool waiter
@@ -149,7 +150,9 @@ impl Share {
             return false;
         }
         let pool = &*self.pool;
-        self.held() + n <= pool.fair_share() || pool.used.load(Ordering::SeqCst) + n <= pool.limit
+        let used = pool.used.load(Ordering::SeqCst);
+        used + n <= pool.limit
+            || (self.held() + n <= pool.fair_share() && used + n <= pool.limit.saturating_mul(2))
     }
 
     /// Takes `n` units if [`admits`](Self::admits) says so.
