@@ -41,7 +41,7 @@
 //! | `gzip-bomb` | pulls to `/bench/echo` through gzip (`g`): 15 MiB of zeros in ~15 KB, never reads |
 //! | `header-only` | 500 connections send the first 5 bytes of a frame announcing 16 MiB, then wait |
 //! | `big-json` | 2 connections pipeline maximal frames (just under 16 MiB) of a JSON array to `/math/add`, reading the replies |
-//! | `bad-seq-flood` | 100,000 frames whose seq is not base-36, on one connection |
+//! | `bad-seq-flood` | 100,000 frames whose seq is not base-36, on one connection (a valid push every 8th frame, so they are never 16 in a row); then bad frames only on another, which the server must close |
 //! | `conn-rate` | 5,000 connections opened as fast as possible (500 at a time) and held |
 //! | `slowloris` | 1,000 connections each sending one byte of a frame per second |
 //! | `idle` | 2,000 connections that send nothing |
@@ -414,9 +414,9 @@ impl Scale {
                 conn_rate_at_once: 500,
                 conn_rate_hold: s(3.0),
                 slowloris_conns: 1_000,
-                slowloris_for: s(10.0),
+                slowloris_for: s(13.0),
                 idle_conns: 2_000,
-                idle_for: s(5.0),
+                idle_for: s(12.0),
                 dup_seq_pairs: 50,
             }
         }
@@ -567,6 +567,8 @@ struct Watch {
     first_failure: Option<String>,
     rss_start_kib: u64,
     peak_hwm_kib: u64,
+    /// RSS 1 s after the attack's connections were gone.
+    rss_after_kib: u64,
     max_bytes_held: Option<u64>,
     stats_failures: u64,
     last_stats: Option<Value>,
@@ -772,6 +774,10 @@ async fn monitor(
     watch.max_bytes_held = max_held;
     watch.stats_failures = stats_failures;
     watch.last_stats = last;
+    // What stays once the attack is over (the attack's connections are
+    // closed when its future ends, before `stop` is set).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    watch.rss_after_kib = proc_status_kib(&status_path).0;
     // Do not wait on sessions a hostile server state may keep busy.
     let _ = tokio::time::timeout(Duration::from_secs(2), client.close()).await;
     watch
@@ -1284,8 +1290,41 @@ async fn bad_seq_flood(addr: SocketAddr, s: &Scale) -> Result<AttackOut, String>
     let mut stream = connect(addr).await?;
     let started = Instant::now();
     let frames = s.bad_seq_frames;
-    let sent = flood(&mut stream, deadline, frames, |_| vec![bad.clone()]).await;
+    // Every 8th frame is a valid push (to a uri with no handler: dropped
+    // quietly), so that no 16 are bad in a row: with
+    // `max_dropped_frames` (16) in a row the server would close the
+    // connection, which the second part below checks.
+    let push = {
+        let mut push = Packet::new(PacketType::Push, 1, "/nowhere");
+        push.body_codec = codec_ids::JSON;
+        push.body = Bytes::from_static(b"1");
+        let mut wire = BytesMut::new();
+        proto().encode(&push, &mut wire).expect("a push frame");
+        wire.freeze()
+    };
+    let sent = flood(&mut stream, deadline, frames * 8 / 7, |i| {
+        if i % 8 == 7 {
+            vec![push.clone()]
+        } else {
+            vec![bad.clone()]
+        }
+    })
+    .await;
     let took = started.elapsed();
+    // Bad frames only: the connection is closed after 16 in a row.
+    let mut only_bad = connect(addr).await?;
+    let cut = flood(
+        &mut only_bad,
+        TokioInstant::now() + Duration::from_secs(2),
+        1000,
+        |_| vec![bad.clone()],
+    )
+    .await;
+    let mut sink = [0u8; 64];
+    let closed = matches!(
+        tokio::time::timeout(Duration::from_secs(2), only_bad.read(&mut sink)).await,
+        Ok(Ok(0) | Err(_))
+    ) || cut.closed;
     // Give the server a moment to go through what it has read, then check the connection is
     // still served (a bad seq is meant to cost only its frame).
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1306,7 +1345,7 @@ async fn bad_seq_flood(addr: SocketAddr, s: &Scale) -> Result<AttackOut, String>
         format!("a valid pull after it: {} reply ({ok} ok)", seqs.len())
     };
     Ok(AttackOut::note(format!(
-        "{} bad frames ({:.1} MiB) in {:.2} s; {after}{}",
+        "{} frames, 7 in 8 with a bad seq ({:.1} MiB) in {:.2} s; {after}{}; bad frames only: {}",
         sent.frames,
         mib(sent.bytes),
         took.as_secs_f64(),
@@ -1314,6 +1353,11 @@ async fn bad_seq_flood(addr: SocketAddr, s: &Scale) -> Result<AttackOut, String>
             "; server closed it"
         } else {
             ""
+        },
+        if closed {
+            "closed by the server"
+        } else {
+            "NOT closed"
         },
     ))
     .with("frames_sent", sent.frames))
@@ -1443,6 +1487,8 @@ struct Row {
     attack: String,
     /// Peak RSS minus RSS at the start, MiB.
     rss_growth_mib: Option<f64>,
+    /// RSS 1 s after the attack minus RSS at the start, MiB.
+    rss_after_mib: Option<f64>,
     /// Peak of the server's own accounting of held bytes, MiB (None: not reported).
     bytes_held_peak_mib: Option<f64>,
     p50_ms: Option<f64>,
@@ -1496,6 +1542,7 @@ fn run(opts: &Opts) -> Result<(), String> {
             Err(e) => Row {
                 attack: name.to_owned(),
                 rss_growth_mib: None,
+                rss_after_mib: None,
                 bytes_held_peak_mib: None,
                 p50_ms: None,
                 p99_ms: None,
@@ -1609,6 +1656,8 @@ fn run_one(
         attack: name.to_owned(),
         rss_growth_mib: (watch.peak_hwm_kib > 0)
             .then(|| watch.peak_hwm_kib.saturating_sub(watch.rss_start_kib) as f64 / 1024.0),
+        rss_after_mib: (watch.rss_after_kib > 0)
+            .then(|| watch.rss_after_kib.saturating_sub(watch.rss_start_kib) as f64 / 1024.0),
         bytes_held_peak_mib: watch.max_bytes_held.map(mib),
         p50_ms: ms(0.50),
         p99_ms: ms(0.99),
@@ -1628,9 +1677,10 @@ fn run_one(
 
 fn print_header() {
     println!(
-        "{:<14} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>9} {:>5}  note",
+        "{:<14} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>9} {:>5}  note",
         "attack",
         "RSS+MiB",
+        "after",
         "heldMiB",
         "p50 ms",
         "p99 ms",
@@ -1656,9 +1706,10 @@ fn print_row(row: &Row) {
         let _ = write!(note, "; {} stats pulls failed", row.stats_failures);
     }
     println!(
-        "{:<14} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>9.1} {:>5.1}  {note}",
+        "{:<14} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6} {:>9.1} {:>5.1}  {note}",
         row.attack,
         num(row.rss_growth_mib, 1),
+        num(row.rss_after_mib, 1),
         num(row.bytes_held_peak_mib, 1),
         num(row.p50_ms, 2),
         num(row.p99_ms, 2),

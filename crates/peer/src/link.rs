@@ -66,6 +66,26 @@ impl Drop for Queued {
     }
 }
 
+/// A reply waiting for room in the write queue, counted with its handler's
+/// bytes until it is queued (or dropped).
+struct WaitingReply<'a> {
+    limits: &'a SessionLimits,
+    bytes: usize,
+}
+
+impl<'a> WaitingReply<'a> {
+    fn new(limits: &'a SessionLimits, bytes: usize) -> Self {
+        limits.bytes.add_handler_bytes(bytes);
+        WaitingReply { limits, bytes }
+    }
+}
+
+impl Drop for WaitingReply<'_> {
+    fn drop(&mut self) {
+        self.limits.bytes.handler_done(self.bytes);
+    }
+}
+
 /// One connection.
 pub(crate) struct Link {
     /// The writer task's queue.
@@ -139,6 +159,21 @@ impl Link {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(_)) => Err(Status::conn_closed("connection lost")),
             Err(TrySendError::Full(frame)) => Box::pin(self.send_when_room(frame)).await,
+        }
+    }
+
+    /// Sends an encoded reply as [`send`](Self::send) does. While it waits
+    /// for room its bytes count as its handler's: the reading of the
+    /// session then stops at its budget, so a client that does not read its
+    /// replies cannot make a thousand handlers each hold one.
+    pub(crate) async fn send_reply(&self, frame: Bytes) -> Result<(), Status> {
+        match self.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(_)) => Err(Status::conn_closed("connection lost")),
+            Err(TrySendError::Full(frame)) => {
+                let _waiting = WaitingReply::new(&self.limits, frame.len());
+                Box::pin(self.send_when_room(frame)).await
+            }
         }
     }
 

@@ -876,7 +876,7 @@ impl Session {
     /// back on the connection its pull came on, never on a newer one).
     pub(crate) async fn queue_on(&self, link: &Link, packet: &Packet) -> Result<(), Status> {
         let frame = self.encode(packet)?;
-        link.send(frame).await
+        link.send_reply(frame).await
     }
 
     /// The session's handler slots and byte budget.

@@ -206,6 +206,14 @@ async fn a_client_that_never_reads_is_bounded_in_bytes_and_closed_after_the_writ
             stats.peak_bytes_held
         );
         assert!(peak > 0, "the replies were counted");
+        // Replies waiting for room count as their handlers' bytes, so the
+        // server stopped reading after a couple of 1 MiB replies, not after
+        // 2 MiB of requests (32 of them, each then holding 1 MiB).
+        assert!(
+            stats.handlers <= 4,
+            "{} handlers hold replies: {stats:?}",
+            stats.handlers
+        );
         assert!(
             sent < 300,
             "the server stopped reading the client ({sent} pulls sent)"

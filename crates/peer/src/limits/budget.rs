@@ -91,6 +91,13 @@ impl Budget {
         }
     }
 
+    /// A handler holds `size` more bytes (its reply, waiting for room in
+    /// the write queue).
+    pub(crate) fn add_handler_bytes(&self, size: usize) {
+        self.handlers.fetch_add(size, Ordering::Relaxed);
+        self.share.add(size);
+    }
+
     /// A handler that held `size` bytes finished.
     pub(crate) fn handler_done(&self, size: usize) {
         if size > 0 {
