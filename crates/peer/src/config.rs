@@ -63,7 +63,10 @@ pub struct PeerConfig {
     /// `None`: no limit (file descriptors are then the limit).
     pub max_sessions: Option<usize>,
     /// Handlers one session may run at once; the session stops reading
-    /// until one finishes (no unbounded spawning). Default 1024.
+    /// until one finishes (no unbounded spawning). Default 256, like the
+    /// concurrent streams an HTTP/2 server allows (Go's: 250): each handler
+    /// may end up holding a reply for a client that does not read it, so
+    /// this times the reply size bounds such a client's cost.
     pub max_handlers_per_session: usize,
     /// Handlers the whole peer runs at once, shared fairly between sessions
     /// (docs/reliability.md, "Fairness"): a session within its fair share
@@ -133,7 +136,7 @@ impl Default for PeerConfig {
             max_frame_len: jaunt_socket::DEFAULT_MAX_FRAME_LEN,
             write_queue_len: 1024,
             max_sessions: Some(10_000),
-            max_handlers_per_session: 1024,
+            max_handlers_per_session: 256,
             max_handlers: 16384,
             max_session_memory: 8 << 20,
             max_peer_memory: 256 << 20,
