@@ -53,6 +53,10 @@
 //! 127.0.0.1. Both processes raise their soft open-file limit to the hard limit; if that is
 //! still too low, the connection counts are reduced and the run says so.
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;

@@ -13,6 +13,10 @@
 //! body instead, which the server echoes. `--uri` and `--codec` let it drive any peer that
 //! speaks the raw protocol (a Go erpc server, say).
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use jaunt_benches::echo;

@@ -39,6 +39,15 @@ pub enum XferError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// Memory for the filter's output could not be had (the frame is
+    /// dropped; the process goes on).
+    #[error("transfer filter {filter:?} could not allocate {wanted} bytes for its output")]
+    OutOfMemory {
+        /// The filter.
+        filter: &'static str,
+        /// The bytes it asked for.
+        wanted: usize,
+    },
     /// The gzip stream is corrupt or truncated.
     #[error("corrupt gzip data: {0}")]
     CorruptGzip(#[source] std::io::Error),

@@ -156,8 +156,15 @@ impl XferFilter for GzipFilter {
     }
 
     fn on_unpack(&self, data: Bytes, max_len: usize) -> Result<Bytes, XferError> {
-        // The capacity grows under our control and never beyond `max_len`.
-        let mut out: Vec<u8> = Vec::with_capacity(cmp::min(data.len().saturating_mul(4), max_len));
+        // The capacity grows under our control and never beyond `max_len`; a
+        // failed allocation drops the frame, it does not abort the process.
+        let mut out: Vec<u8> = Vec::new();
+        let first = cmp::min(data.len().saturating_mul(4), max_len);
+        out.try_reserve_exact(first)
+            .map_err(|_| XferError::OutOfMemory {
+                filter: "gzip",
+                wanted: first,
+            })?;
         self.with_decompressor(|decompress| {
             let mut pos = 0;
             // One or more members; anything after a member must be another one.
@@ -190,6 +197,10 @@ impl XferFilter for GzipFilter {
             Failure::TooLarge => XferError::TooLarge {
                 filter: "gzip",
                 limit: max_len,
+            },
+            Failure::OutOfMemory(wanted) => XferError::OutOfMemory {
+                filter: "gzip",
+                wanted,
             },
             Failure::Corrupt(e) => XferError::CorruptGzip(e),
         })?;
@@ -238,6 +249,8 @@ fn deflate(compress: &mut Compress, data: &[u8], out: &mut Vec<u8>) -> Result<()
 /// Why unpacking failed, before the limit is attached to it.
 enum Failure {
     TooLarge,
+    /// The output buffer could not grow to this many bytes.
+    OutOfMemory(usize),
     Corrupt(std::io::Error),
 }
 
@@ -340,7 +353,8 @@ fn inflate(
             }
             let len = out.len();
             let target = cmp::min(cmp::max(len.saturating_mul(2), len + 256), max_len);
-            out.reserve_exact(target - len);
+            out.try_reserve_exact(target - len)
+                .map_err(|_| Failure::OutOfMemory(target))?;
         }
         let before = (decompress.total_in(), decompress.total_out());
         let status = decompress
