@@ -124,7 +124,6 @@ impl Link {
         let (reader, writer) = conn.into_halves();
         let read_limits = ReadLimits {
             limits: limits.clone(),
-            frame_timeout: config.frame_timeout,
             inline_limit: config.inline_body_limit,
         };
         let frames = FrameReader::new(reader, proto, read_limits);
@@ -408,27 +407,34 @@ async fn write_all<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> std::
 /// Reads and dispatches the link's frames until it goes down, then tells
 /// the session.
 ///
-/// Deadlines: an accepted session's first whole frame must arrive within
-/// `first_frame_timeout` of the connection; after that, a session silent for
-/// `read_timeout` is closed. Both use one timer, re-armed lazily (it fires at
-/// most once per period on a busy session instead of being reset per frame).
+/// Deadlines, all on one timer that is checked now and then rather than
+/// reset per frame (a frame costs no clock reading and no timer update):
+/// an accepted session's first whole frame must arrive within
+/// `first_frame_timeout` of the connection; a frame in progress must be
+/// complete within `frame_timeout`; a session silent for `read_timeout` is
+/// closed. The timer fires every half of the shorter of the last two, so a
+/// session is closed between one and one and a half times its limit.
 pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: Arc<Link>) {
     let config = &session.shared().config;
-    let idle = config.read_timeout;
     let mut first_frame_due = match (session.is_dialed(), config.first_frame_timeout) {
         (false, Some(limit)) => Some(link.opened + limit),
         _ => None,
     };
-    let mut last_frame = Instant::now();
-    let due = |first_frame_due: Option<Instant>, last_frame: Instant| -> Option<Instant> {
-        let idle_due = idle.map(|idle| last_frame + idle);
-        match (first_frame_due, idle_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    let period = [config.read_timeout, config.frame_timeout]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|limit| (limit / 2).max(Duration::from_millis(5)));
+    let next_check = |now: Instant, first_frame_due: Option<Instant>| {
+        let periodic = period.map_or_else(far_future, |period| now + period);
+        first_frame_due.map_or(periodic, |due| due.min(periodic))
     };
-    let deadline =
-        tokio::time::sleep_until(due(first_frame_due, last_frame).unwrap_or_else(far_future));
+    // Items read (frames, dropped frames) and, at the last check, how many
+    // there were and when the session was last seen active.
+    let mut items: u64 = 0;
+    let mut checked_items: u64 = 0;
+    let mut active_at = Instant::now();
+    let deadline = tokio::time::sleep_until(next_check(active_at, first_frame_due));
     tokio::pin!(deadline);
     let too_old = async {
         match config.max_session_age {
@@ -447,32 +453,46 @@ pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: A
         }
         let next = loop {
             tokio::select! {
+                // In this order: the deadline is polled (and its waker
+                // registered) only when no frame is ready, once per wake-up
+                // rather than once per frame of a burst.
+                biased;
                 () = &mut down => break 'frames,
                 () = &mut too_old => {
                     tracing::debug!(id = %session.id(), "session reached its maximum age: closing it");
                     session.close();
                     break 'frames;
                 }
-                () = &mut deadline => {
-                    match due(first_frame_due, last_frame) {
-                        Some(at) if at > Instant::now() => deadline.as_mut().reset(at),
-                        Some(_) => {
-                            let why = if first_frame_due.is_some() { "no first frame in time" } else { "read timeout" };
-                            tracing::debug!(id = %session.id(), why, "closing the session");
-                            session.close();
-                            break 'frames;
-                        }
-                        None => deadline.as_mut().reset(far_future()),
-                    }
-                }
                 next = frames.next() => break next,
+                () = &mut deadline => {
+                    let now = Instant::now();
+                    if items != checked_items {
+                        checked_items = items;
+                        active_at = now;
+                    }
+                    let overdue = if first_frame_due.is_some_and(|due| now >= due) {
+                        Some("no first frame in time (first_frame_timeout)")
+                    } else if config.frame_timeout.zip(frames.frame_started()).is_some_and(|(limit, started)| now >= started + limit) {
+                        Some("a frame was not completed in time (frame_timeout)")
+                    } else if config.read_timeout.is_some_and(|limit| now >= active_at + limit) {
+                        Some("silent for too long (read_timeout)")
+                    } else {
+                        None
+                    };
+                    if let Some(why) = overdue {
+                        tracing::debug!(id = %session.id(), why, "closing the session");
+                        session.close();
+                        break 'frames;
+                    }
+                    deadline.as_mut().reset(next_check(now, first_frame_due));
+                }
             }
         };
+        items += 1;
         let limits = session.limits();
         match next {
             None => break,
             Some(Ok(Ok(packet))) => {
-                last_frame = Instant::now();
                 first_frame_due = None;
                 limits.dropped.frame_ok();
                 // More of the burst to come: let the replies gather.

@@ -14,7 +14,8 @@
 //! doubling, never to a frame's announced length alone (a header that
 //! announces 16 MiB costs 5 bytes, not 16 MiB), and a buffer that cannot
 //! grow is an error of this connection, never an abort of the process.
-//! A frame that has started must be complete within the frame timeout.
+//! The reader notes when the frame in progress started; the read loop
+//! closes a session whose frame takes longer than the frame timeout.
 //!
 //! A frame that is malformed but was consumed whole
 //! ([`ProtoError::is_stream_intact`]: a failed filter, a bad field) is an
@@ -25,7 +26,6 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use jaunt_socket::{Packet, PacketCodec, Proto, ProtoError};
@@ -46,8 +46,6 @@ const INLINE_FILTERED: usize = 4 * 1024;
 pub(crate) struct ReadLimits {
     /// The session's accounting.
     pub(crate) limits: Arc<SessionLimits>,
-    /// A started frame must be complete within this.
-    pub(crate) frame_timeout: Option<Duration>,
     /// Larger frames are decoded off the reading task.
     pub(crate) inline_limit: usize,
 }
@@ -84,7 +82,9 @@ pub(crate) struct FrameReader {
     /// Bytes of the last frame returned, still counted as read until the
     /// caller hands them to a handler (or the next frame is read).
     last_frame: usize,
-    /// When the frame now in the buffer started (the frame timeout's clock).
+    /// When the frame in progress (one that needed another read) started:
+    /// the frame timeout's clock. Noted once per such frame, so a frame
+    /// read whole costs no clock reading.
     frame_started: Option<Instant>,
     /// The socket reported end of stream.
     eof: bool,
@@ -164,7 +164,7 @@ impl FrameReader {
             let consumed = before - self.buf.len();
             if consumed > 0 {
                 self.last_frame = consumed;
-                self.frame_started = (!self.buf.is_empty()).then(Instant::now);
+                self.frame_started = None;
             }
             match decoded {
                 Ok(Some(packet)) => return Some(Ok(Ok(packet))),
@@ -172,14 +172,19 @@ impl FrameReader {
                     self.done = true;
                     return None;
                 }
-                Ok(None) => partial = !self.buf.is_empty(),
+                Ok(None) => {
+                    partial = !self.buf.is_empty();
+                    if partial && self.frame_started.is_none() {
+                        self.frame_started = Some(Instant::now());
+                    }
+                }
                 Err(e) if e.is_stream_intact() => return Some(Ok(Err(e))),
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
                 }
             }
-            match self.fill_within_frame_timeout().await {
+            match self.fill_counted().await {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(e) => {
@@ -193,10 +198,11 @@ impl FrameReader {
     /// Decodes the frame at the front of the buffer, if it is whole; a large
     /// one off the reading task.
     fn decode(&mut self) -> Result<Option<Packet>, ProtoError> {
-        let whole = self
-            .codec
-            .proto()
-            .frame_len(&self.buf)
+        // A buffer this small holds no frame worth moving off the task.
+        let small = self.buf.len() <= self.limits.inline_limit.min(INLINE_FILTERED);
+        let whole = (!small)
+            .then(|| self.codec.proto().frame_len(&self.buf))
+            .flatten()
             .filter(|&len| len <= self.buf.len() as u64);
         let heavy = whole.is_some_and(|len| {
             let filtered = self.buf.get(4).is_some_and(|&filters| filters > 0);
@@ -219,31 +225,17 @@ impl FrameReader {
         }
     }
 
-    /// [`fill`](Self::fill), failing with `TimedOut` when a frame has been
-    /// in progress for longer than the frame timeout.
-    async fn fill_within_frame_timeout(&mut self) -> std::io::Result<usize> {
-        let deadline = match (self.limits.frame_timeout, self.frame_started) {
-            (Some(limit), Some(started)) => Some(started + limit),
-            _ => None,
-        };
-        let read = match deadline {
-            // Boxed: the timer would enlarge every idle reader's state.
-            Some(deadline) => Box::pin(tokio::time::timeout_at(deadline, self.fill()))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "a frame was not completed within the frame timeout",
-                    ))
-                }),
-            None => self.fill().await,
-        }?;
+    /// When the frame in progress started, if one is (see the field).
+    pub(crate) fn frame_started(&self) -> Option<Instant> {
+        self.frame_started
+    }
+
+    /// [`fill`](Self::fill), counting what was read in the budget.
+    async fn fill_counted(&mut self) -> std::io::Result<usize> {
+        let read = self.fill().await?;
         if read > 0 {
             self.counted += read;
             self.limits.limits.bytes.add_read(read);
-            if self.frame_started.is_none() {
-                self.frame_started = Some(Instant::now());
-            }
         }
         Ok(read)
     }
