@@ -425,9 +425,15 @@ pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: A
         .flatten()
         .min()
         .map(|limit| (limit / 2).max(Duration::from_millis(5)));
+    // `max_session_age` shares the timer too (one timer per session: an idle
+    // session's task stays small).
+    let too_old_at = config.max_session_age.map(|age| link.opened + age);
     let next_check = |now: Instant, first_frame_due: Option<Instant>| {
         let periodic = period.map_or_else(far_future, |period| now + period);
-        first_frame_due.map_or(periodic, |due| due.min(periodic))
+        [first_frame_due, too_old_at]
+            .into_iter()
+            .flatten()
+            .fold(periodic, Instant::min)
     };
     // Items read (frames, dropped frames) and, at the last check, how many
     // there were and when the session was last seen active.
@@ -436,13 +442,6 @@ pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: A
     let mut active_at = Instant::now();
     let deadline = tokio::time::sleep_until(next_check(active_at, first_frame_due));
     tokio::pin!(deadline);
-    let too_old = async {
-        match config.max_session_age {
-            Some(age) => tokio::time::sleep(age).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(too_old);
     let down = link.down.cancelled();
     tokio::pin!(down);
     'frames: loop {
@@ -455,14 +454,11 @@ pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: A
             tokio::select! {
                 // In this order: the deadline is polled (and its waker
                 // registered) only when no frame is ready, once per wake-up
-                // rather than once per frame of a burst.
+                // rather than once per frame of a burst. (So a session whose
+                // frames never stop coming is not closed for its age until
+                // it pauses.)
                 biased;
                 () = &mut down => break 'frames,
-                () = &mut too_old => {
-                    tracing::debug!(id = %session.id(), "session reached its maximum age: closing it");
-                    session.close();
-                    break 'frames;
-                }
                 next = frames.next() => break next,
                 () = &mut deadline => {
                     let now = Instant::now();
@@ -470,7 +466,9 @@ pub(crate) async fn read_loop(mut frames: FrameReader, session: Session, link: A
                         checked_items = items;
                         active_at = now;
                     }
-                    let overdue = if first_frame_due.is_some_and(|due| now >= due) {
+                    let overdue = if too_old_at.is_some_and(|at| now >= at) {
+                        Some("the session reached its maximum age (max_session_age)")
+                    } else if first_frame_due.is_some_and(|due| now >= due) {
                         Some("no first frame in time (first_frame_timeout)")
                     } else if config.frame_timeout.zip(frames.frame_started()).is_some_and(|(limit, started)| now >= started + limit) {
                         Some("a frame was not completed in time (frame_timeout)")

@@ -99,3 +99,4 @@ impl Drop for Held {
         self.limits.slots.sub(1);
     }
 }
+
