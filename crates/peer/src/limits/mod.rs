@@ -99,4 +99,3 @@ impl Drop for Held {
         self.limits.slots.sub(1);
     }
 }
-
