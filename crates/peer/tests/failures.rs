@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use common::{eventually, tcp_server, wait_sessions, within};
+use common::{eventually, read_frame, tcp_server, wait_sessions, within};
 use jaunt_peer::{Peer, PeerConfig, PullCtx, PushCtx, Router};
 use jaunt_socket::{code, Packet, PacketType, Proto, RawProto, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -282,18 +282,6 @@ fn raw_bad_filter_frame(id: u8) -> BytesMut {
     wire.put_u8(id);
     wire.put_slice(junk);
     wire
-}
-
-/// Reads one frame from a raw connection.
-async fn read_frame(conn: &mut TcpStream, buf: &mut BytesMut) -> Option<Packet> {
-    loop {
-        if let Some(packet) = RawProto::default().decode(buf).unwrap() {
-            return Some(packet);
-        }
-        if conn.read_buf(buf).await.ok()? == 0 {
-            return None;
-        }
-    }
 }
 
 /// On the wire: a frame that is malformed but whole (unknown filter id,

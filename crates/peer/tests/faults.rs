@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use common::{eventually, jitter, tcp_server, wait_sessions, within};
+use common::{eventually, jitter, read_frame, tcp_server, wait_sessions, within};
 use jaunt_peer::{Addr, Peer, PullCtx, PullOptions, Router, Session};
 use jaunt_socket::{code, Packet, PacketType, Proto, RawProto, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -501,18 +501,6 @@ async fn a_handler_hung_forever_blocks_neither_the_session_nor_its_close() {
         client.close().await;
     })
     .await;
-}
-
-/// Reads from a raw connection until one whole frame has arrived.
-async fn read_frame(conn: &mut TcpStream, buf: &mut BytesMut) -> Option<Packet> {
-    loop {
-        if let Some(packet) = RawProto::default().decode(buf).unwrap() {
-            return Some(packet);
-        }
-        if conn.read_buf(buf).await.ok()? == 0 {
-            return None;
-        }
-    }
 }
 
 /// How a fake peer dies once it has read a pull.

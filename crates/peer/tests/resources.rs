@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{eventually, wait_sessions, within};
+use common::{eventually, read_frame, wait_sessions, within};
 use jaunt_codec::RawBody;
 use jaunt_peer::{Addr, Peer, PeerConfig, PullCtx, PullOptions, Router};
 use jaunt_socket::{code, Packet, PacketType, Proto, RawProto, Status};
@@ -40,17 +40,6 @@ fn frame(seq: i32, uri: &str, codec: u8, body: &[u8], xfer: &[u8]) -> BytesMut {
     let mut wire = BytesMut::new();
     RawProto::default().encode(&pull, &mut wire).unwrap();
     wire
-}
-
-async fn read_frame(conn: &mut TcpStream, buf: &mut BytesMut) -> Option<Packet> {
-    loop {
-        if let Some(packet) = RawProto::default().decode(buf).unwrap() {
-            return Some(packet);
-        }
-        if conn.read_buf(buf).await.ok()? == 0 {
-            return None;
-        }
-    }
 }
 
 /// Whether the server closed `conn` (end of stream or reset) within `limit`.

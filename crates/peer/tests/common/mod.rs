@@ -58,3 +58,21 @@ pub async fn tcp_server(router: Router) -> (Peer, Addr) {
 pub fn jitter(n: u64, modulo: u64) -> u64 {
     (n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % modulo
 }
+
+/// Reads from a raw connection until one whole frame has arrived; `None`
+/// once the connection ends.
+pub async fn read_frame(
+    conn: &mut tokio::net::TcpStream,
+    buf: &mut bytes::BytesMut,
+) -> Option<jaunt_socket::Packet> {
+    use jaunt_socket::Proto;
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(packet) = jaunt_socket::RawProto::default().decode(buf).unwrap() {
+            return Some(packet);
+        }
+        if conn.read_buf(buf).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
