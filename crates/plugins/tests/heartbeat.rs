@@ -301,3 +301,45 @@ async fn ping_and_pong_on_both_sides() {
     .await
     .expect("test timed out");
 }
+
+/// The server's default-on idle and first-frame timeouts do not close a
+/// long-lived idle session that heartbeats: with `read_timeout` and
+/// `first_frame_timeout` at 1.5 s, a client pinging every second stays
+/// connected through 4 s of quiet, while one without heartbeats is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_a_session_past_the_servers_idle_timeout() {
+    timeout(LIMIT, async {
+        let mut routes = Router::new();
+        heartbeat::routes(&mut routes).unwrap();
+        let config = jaunt::PeerConfig {
+            read_timeout: Some(Duration::from_millis(1500)),
+            first_frame_timeout: Some(Duration::from_millis(1500)),
+            ..jaunt::PeerConfig::default()
+        };
+        let server = Peer::builder(routes)
+            .config(config)
+            .plugin(Pong::new())
+            .build()
+            .unwrap();
+        let addr = server.listen("127.0.0.1:0").await.unwrap();
+        let pinging = Peer::builder(Router::new())
+            .plugin(Ping::new(Duration::from_secs(1)))
+            .build()
+            .unwrap();
+        let silent = Peer::new(Router::new());
+        let kept = pinging.dial(&addr).await.unwrap();
+        let dropped = silent.dial(&addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(4000)).await;
+        assert!(!kept.is_closed(), "the heartbeating session was closed");
+        assert!(
+            dropped.is_closed(),
+            "the silent one outlived the idle timeout"
+        );
+        assert_eq!(server.session_count(), 1);
+        pinging.close().await;
+        silent.close().await;
+        server.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
