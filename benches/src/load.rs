@@ -791,7 +791,7 @@ mod tests {
         impl Caller for Flaky {
             async fn call(&mut self) -> Result<(), String> {
                 self.0 += 1;
-                if self.0 % 10 == 0 {
+                if self.0.is_multiple_of(10) {
                     Err("every tenth".to_owned())
                 } else {
                     Ok(())

@@ -118,7 +118,7 @@ async fn chaos_worker(
         let value = id * 1_000_000 + n;
         // Every eighth pull has a budget shorter than most handlers take:
         // timeouts (and the cancel pushes they send) race the closes too.
-        let budget = if n % 8 == 0 {
+        let budget = if n.is_multiple_of(8) {
             SHORT_BUDGET
         } else {
             PULL_BUDGET

@@ -77,15 +77,15 @@ fn bulk_packet(i: usize) -> Packet {
         1 => 64 * 1024 + i,   // a few larger than the socket buffers
         _ => (i * 37) % 5000, // mostly small, some empty
     };
-    p.body = body_bytes(len, u32::try_from(i).unwrap(), i % 2 == 0);
-    if i % 3 == 0 {
+    p.body = body_bytes(len, u32::try_from(i).unwrap(), i.is_multiple_of(2));
+    if i.is_multiple_of(3) {
         p.xfer = b"g".to_vec();
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         p.meta.add("X-Index", i.to_string());
         p.meta.add("note", "a & b = c");
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         p.status = jaunt_socket::Status::not_found(format!("no item {i}"));
     }
     p
