@@ -42,7 +42,7 @@ fn panic_status(panic: Box<dyn Any + Send>) -> Status {
 }
 
 /// An error reply to the pull `seq`: the status, no body, the pull's filters.
-fn error_reply(seq: i32, status: Status, xfer: Vec<u8>) -> Packet {
+pub(crate) fn error_reply(seq: i32, status: Status, xfer: Vec<u8>) -> Packet {
     let mut reply = Packet::new(PacketType::Reply, seq, "");
     reply.status = status;
     reply.xfer = xfer;

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::call::CANCEL_URI;
 use crate::limits::{AfterDrop, Held, SessionLimits};
 use crate::peer::Conn;
-use crate::reader::{FrameReader, ReadLimits};
+use crate::reader::FrameReader;
 use crate::signal::Signal;
 use crate::writer::{Attempt, Direct, WriteHalf};
 use crate::{dispatch, Addr, Session};
@@ -122,11 +122,7 @@ impl Link {
     ) -> Arc<Link> {
         let (queue_len, write_timeout) = (config.write_queue_len, config.write_timeout);
         let (reader, writer) = conn.into_halves();
-        let read_limits = ReadLimits {
-            limits: limits.clone(),
-            inline_limit: config.inline_body_limit,
-        };
-        let frames = FrameReader::new(reader, proto, read_limits);
+        let frames = FrameReader::new(reader, proto, limits.clone(), config.inline_body_limit);
         let (tx, rx) = mpsc::channel(queue_len.max(1));
         let (direct, other) = match writer {
             WriteHalf::Direct(direct) => (Some(direct), None),
@@ -610,14 +606,13 @@ async fn dispatch_packet(
         }
         PacketType::Pull | PacketType::Push => {
             let limits = session.limits();
-            let mut held = if limits.slot_free() {
-                limits.take_slot().await
-            } else {
+            let mut held = match limits.try_slot() {
+                Some(held) => held,
                 // Backpressure: the session is not read until a slot frees.
-                match Box::pin(wait_for_slot(limits, link)).await {
+                None => match Box::pin(wait_for_slot(limits, link)).await {
                     Some(held) => held,
                     None => return false,
-                }
+                },
             };
             frames.hand_to(&mut held, &packet);
             if let Some(worker) = session.in_order_queue() {
@@ -665,11 +660,10 @@ async fn wait_for_slot(limits: &Arc<SessionLimits>, link: &Link) -> Option<Held>
 /// its reply and its cancel reach the right one. The pull in flight goes on.
 async fn refuse_duplicate(session: &Session, link: &Link, packet: &Packet) {
     tracing::debug!(id = %session.id(), seq = packet.seq, "pull refused: its seq is already being served");
-    let mut reply = Packet::new(PacketType::Reply, packet.seq, "");
-    reply.status = Status::bad_message(format!(
+    let status = Status::bad_message(format!(
         "a pull with seq {} is already being served on this session",
         packet.seq
     ));
-    reply.xfer = packet.xfer.clone();
+    let reply = dispatch::error_reply(packet.seq, status, packet.xfer.clone());
     let _ = session.queue_on(link, &reply).await;
 }

@@ -41,15 +41,6 @@ use crate::spare;
 /// frame limit).
 const INLINE_FILTERED: usize = 4 * 1024;
 
-/// How a reader bounds what it holds.
-#[derive(Clone)]
-pub(crate) struct ReadLimits {
-    /// The session's accounting.
-    pub(crate) limits: Arc<SessionLimits>,
-    /// Larger frames are decoded off the reading task.
-    pub(crate) inline_limit: usize,
-}
-
 /// The room a read gets: the kernel hands over up to this many bytes per
 /// `recv`.
 const READ_BUF: usize = 8 * 1024;
@@ -76,9 +67,10 @@ pub(crate) struct FrameReader {
     half: ReadHalf,
     codec: PacketCodec,
     buf: BytesMut,
-    limits: ReadLimits,
-    /// Bytes of `buf` counted in the budget.
-    counted: usize,
+    /// The session's accounting: `buf` and `last_frame` count as read.
+    limits: Arc<SessionLimits>,
+    /// Frames longer than this are decoded off the reading task.
+    inline_limit: usize,
     /// Bytes of the last frame returned, still counted as read until the
     /// caller hands them to a handler (or the next frame is read).
     last_frame: usize,
@@ -94,13 +86,18 @@ pub(crate) struct FrameReader {
 
 impl FrameReader {
     /// A reader of `half` framed by `proto`; it holds no buffer yet.
-    pub(crate) fn new(half: ReadHalf, proto: Arc<dyn Proto>, limits: ReadLimits) -> FrameReader {
+    pub(crate) fn new(
+        half: ReadHalf,
+        proto: Arc<dyn Proto>,
+        limits: Arc<SessionLimits>,
+        inline_limit: usize,
+    ) -> FrameReader {
         FrameReader {
             half,
             codec: PacketCodec::from_arc(proto),
             buf: BytesMut::new(),
             limits,
-            counted: 0,
+            inline_limit,
             last_frame: 0,
             frame_started: None,
             eof: false,
@@ -120,7 +117,6 @@ impl FrameReader {
     /// (gzip) holds its body, which may be far larger.
     pub(crate) fn hand_to(&mut self, held: &mut Held, packet: &Packet) {
         let consumed = std::mem::take(&mut self.last_frame);
-        self.counted -= consumed;
         let size = if packet.xfer.is_empty() {
             consumed
         } else {
@@ -133,8 +129,7 @@ impl FrameReader {
     fn settle_last_frame(&mut self) {
         let consumed = std::mem::take(&mut self.last_frame);
         if consumed > 0 {
-            self.counted -= consumed;
-            self.limits.limits.bytes.read_done(consumed);
+            self.limits.bytes.read_done(consumed);
         }
     }
 
@@ -151,7 +146,7 @@ impl FrameReader {
         loop {
             // A session over its budget is not read (nor are frames it has
             // sent already decoded: unpacking may inflate them).
-            let budget = &self.limits.limits.bytes;
+            let budget = &self.limits.bytes;
             if !budget.read_room(partial) {
                 budget.wait_read_room(partial).await;
                 // Our own backpressure is not the sender's slowness.
@@ -199,14 +194,14 @@ impl FrameReader {
     /// one off the reading task.
     fn decode(&mut self) -> Result<Option<Packet>, ProtoError> {
         // A buffer this small holds no frame worth moving off the task.
-        let small = self.buf.len() <= self.limits.inline_limit.min(INLINE_FILTERED);
+        let small = self.buf.len() <= self.inline_limit.min(INLINE_FILTERED);
         let whole = (!small)
             .then(|| self.codec.proto().frame_len(&self.buf))
             .flatten()
             .filter(|&len| len <= self.buf.len() as u64);
         let heavy = whole.is_some_and(|len| {
             let filtered = self.buf.get(4).is_some_and(|&filters| filters > 0);
-            len > self.limits.inline_limit as u64 || (filtered && len > INLINE_FILTERED as u64)
+            len > self.inline_limit as u64 || (filtered && len > INLINE_FILTERED as u64)
         });
         let FrameReader {
             codec, buf, eof, ..
@@ -234,8 +229,7 @@ impl FrameReader {
     async fn fill_counted(&mut self) -> std::io::Result<usize> {
         let read = self.fill().await?;
         if read > 0 {
-            self.counted += read;
-            self.limits.limits.bytes.add_read(read);
+            self.limits.bytes.add_read(read);
         }
         Ok(read)
     }
@@ -274,8 +268,9 @@ impl FrameReader {
 impl Drop for FrameReader {
     fn drop(&mut self) {
         // What is still buffered goes with the reader.
-        if self.counted > 0 {
-            self.limits.limits.bytes.read_done(self.counted);
+        let counted = self.buf.len() + self.last_frame;
+        if counted > 0 {
+            self.limits.bytes.read_done(counted);
         }
     }
 }

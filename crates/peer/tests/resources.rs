@@ -280,7 +280,9 @@ async fn gzip_bombs_count_at_their_inflated_size() {
 }
 
 /// 50 connections each send only the 5 bytes of a frame header announcing
-/// 16 MiB. The server holds what arrived (250 bytes), not 50 × 16 MiB.
+/// 16 MiB: the accounting counts what arrived (250 bytes), not what was
+/// announced, and gives it back when they close. (That the buffers are not
+/// reserved for the announced length either is `address_space.rs`'s test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_announcing_a_large_frame_costs_what_arrived() {
     within(async {

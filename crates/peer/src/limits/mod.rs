@@ -52,20 +52,29 @@ impl SessionLimits {
     }
 
     /// Whether one more handler may start now.
-    pub(crate) fn slot_free(&self) -> bool {
+    fn slot_free(&self) -> bool {
         self.slots.admits(self.slots.held(), 1)
     }
 
-    /// Takes a handler slot, waiting for one if need be. The returned
-    /// [`Held`] gives it back when dropped, with the bytes it was given.
+    /// A handler slot if one is free now. The returned [`Held`] gives it
+    /// back when dropped, with the bytes it was given.
+    pub(crate) fn try_slot(self: &Arc<Self>) -> Option<Held> {
+        self.slot_free().then(|| {
+            self.slots.add(1);
+            Held {
+                limits: self.clone(),
+                bytes: 0,
+            }
+        })
+    }
+
+    /// A handler slot, waiting for one if need be.
     pub(crate) async fn take_slot(self: &Arc<Self>) -> Held {
-        if !self.slot_free() {
+        loop {
+            if let Some(held) = self.try_slot() {
+                return held;
+            }
             self.slots.wait_until(|| self.slot_free()).await;
-        }
-        self.slots.add(1);
-        Held {
-            limits: self.clone(),
-            bytes: 0,
         }
     }
 
