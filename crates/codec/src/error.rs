@@ -185,3 +185,12 @@ impl fmt::Display for Message {
 }
 
 impl StdError for Message {}
+
+/// A codec failure in a handler (encoding or decoding a value of its own):
+/// 500, cause private. (A pull's own undecodable body is answered 400 before
+/// the handler runs.)
+impl From<CodecError> for jaunt_socket::Status {
+    fn from(e: CodecError) -> Self {
+        Self::internal(e)
+    }
+}

@@ -91,6 +91,7 @@
 pub use jaunt_codec as codec;
 pub use jaunt_peer as peer;
 pub use jaunt_router as router;
+pub use jaunt_service as service;
 pub use jaunt_socket as socket;
 pub use jaunt_xfer as xfer;
 
@@ -100,7 +101,7 @@ pub use async_trait::async_trait;
 /// The byte buffer of bodies (re-exported from the `bytes` crate).
 pub use bytes::Bytes;
 pub use jaunt_codec::{ids as codec_ids, Pb, RawBody};
-pub use jaunt_macros::controller;
+pub use jaunt_macros::{controller, service};
 #[cfg(feature = "restart")]
 pub use jaunt_peer::restart;
 #[cfg(feature = "tls")]

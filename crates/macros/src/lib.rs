@@ -1,12 +1,16 @@
 //! Procedural macros for Jaunt. Use them through the `jaunt` crate
-//! (`#[jaunt::controller]`), not by depending on this crate: the code they
-//! generate names `::jaunt::` paths.
+//! (`#[jaunt::service]`, `#[jaunt::controller]`), not by depending on this
+//! crate: the code they generate names `::jaunt::` paths.
 //!
-//! There is one so far, [`macro@controller`]: on an inherent `impl` block it
-//! turns every `async fn` into a route served by the type's shared state and
-//! implements `jaunt::router::Controller`, so that
-//! `router.controller(Math { .. })` registers them all under a group named
-//! after the type.
+//! - [`macro@service`] on a trait: the definition client and server share.
+//!   It generates the trait servers implement, a `…Server` that registers an
+//!   implementation on a router, and a typed `…Client`.
+//! - [`macro@controller`] on an inherent `impl` block: its `async fn`s are
+//!   routes served by the type's shared state (the server half of a service,
+//!   without a shared definition).
+//!
+//! Both check the methods and generate the routes with one code generator
+//! (`routes.rs`), so the two cannot drift apart.
 //!
 //! The example is not compiled here (a proc-macro crate cannot use its own
 //! macros in doc tests); the `jaunt` crate's documentation runs the same one.
@@ -45,6 +49,8 @@
 #![forbid(unsafe_code)]
 
 mod controller;
+mod routes;
+mod service;
 
 use proc_macro::TokenStream;
 
@@ -89,8 +95,54 @@ use proc_macro::TokenStream;
 /// generic types are not supported yet. Mistakes are compile errors pointing
 /// at the offending method, receiver, parameter or return type.
 ///
+/// `#[jaunt::controller(uri = "/calc")]` names the group explicitly, and
+/// `#[jaunt(uri = "/plus")]` on a method its route, as for services. A method
+/// may return `Result<T, E>` for any `E` that converts into `Status`.
+///
 /// The generated code names `::jaunt::` paths: depend on `jaunt`.
 #[proc_macro_attribute]
 pub fn controller(attr: TokenStream, item: TokenStream) -> TokenStream {
     controller::expand(attr.into(), item.into()).into()
+}
+
+/// Makes a trait a service definition that servers implement and clients
+/// call, with one method per route.
+///
+/// ```text
+/// #[jaunt::service]                       // or #[jaunt::service(uri = "/kv")]
+/// pub trait Kv {
+///     /// A pull: `/kv/get` (`Kv.Get` with RPC-style names).
+///     async fn get(&self, ctx: &PullCtx, key: String) -> Result<Option<String>, Status>;
+///     /// A pull with an explicit uri: `/kv/set`.
+///     #[jaunt(uri = "/set")]
+///     async fn put(&self, ctx: &PullCtx, entry: (String, String)) -> Result<(), Status>;
+///     /// A push.
+///     async fn forget(&self, ctx: &PushCtx, key: String);
+/// }
+/// ```
+///
+/// Each method is an `async fn` taking `&self`, then `&PullCtx` (a pull) or
+/// `&PushCtx` (a push), then at most one argument (an owned type decoded from
+/// the body); a pull returns `Result<T, E>` (`E` is `Status` or converts into
+/// it), a push `()` or `Result<(), E>`. From the trait come
+///
+/// - the trait itself, for servers: `impl Kv for MyKv { async fn get(..) .. }`
+///   (its futures must be `Send`: the router runs them on any thread);
+/// - `KvServer<T>`: `router.service(KvServer::new(MyKv { .. }))` registers
+///   every route (shared state through `&self`);
+/// - `KvClient<S = Session>`: `KvClient::new(session).get("a".into()).await`
+///   returns `Result<Option<String>, Status>`; per-call options are chained
+///   before the await (`.timeout(d)`, `.meta(k, v)`, `.codec(..)`). `S` is any
+///   `jaunt::service::Stub`: a session today, a balancing client later.
+///
+/// Uris follow the router's naming style (HTTP-style `/kv/get` by default,
+/// RPC-style `Kv.Get`), with the trait's name as the group and the method's as
+/// the route, unless `uri = ".."` gives them. Either side of a connection may
+/// serve a service and either may call it. Mistakes are compile errors
+/// pointing at the method, receiver, parameter or return type.
+///
+/// The generated code names `::jaunt::` paths: depend on `jaunt`.
+#[proc_macro_attribute]
+pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
+    service::expand(attr.into(), item.into()).into()
 }

@@ -122,6 +122,12 @@ pub struct PeerConfig {
     pub print_detail: bool,
     /// Log the cost of every call (at DEBUG). Default false.
     pub count_time: bool,
+    /// Show callers the causes of internal errors (`Status::internal`: a
+    /// handler's I/O, codec or boxed error, a panic). Default false: the
+    /// caller gets 500 with the cause "internal error", and the cause is
+    /// logged here at WARN with the uri — a public server does not tell
+    /// clients about its files, queries or bugs.
+    pub expose_internal_errors: bool,
 }
 
 impl Default for PeerConfig {
@@ -153,6 +159,7 @@ impl Default for PeerConfig {
             slow_call_threshold: None,
             print_detail: false,
             count_time: false,
+            expose_internal_errors: false,
         }
     }
 }

@@ -174,6 +174,10 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
         Err(status) => reply.status = status,
     }
     shared.log_call("serve pull", pull, &reply.status, start.elapsed());
+    if reply.status.is_cause_private() && !shared.config.expose_internal_errors {
+        tracing::warn!(uri = %pull.uri, seq, status = %reply.status, "internal error (its cause is not shown to the caller)");
+        reply.status = std::mem::take(&mut reply.status).hide_private_cause();
+    }
     (reply, chain)
 }
 
@@ -207,12 +211,18 @@ async fn send_reply(session: &Session, link: &Link, mut reply: Packet, chain: &R
 async fn send_unsendable(session: &Session, link: &Link, mut reply: Packet, status: Status) {
     tracing::warn!(id = %session.id(), seq = reply.seq, %status, "reply could not be sent");
     let xfer = std::mem::take(&mut reply.xfer);
-    let fallback = error_reply(reply.seq, Status::internal(status.to_string()), xfer);
+    let fallback = error_reply(reply.seq, unsendable(&status), xfer);
     if session.queue_on(link, &fallback).await.is_err() {
         // With the pull's filters it cannot be framed either: send it bare.
-        let bare = error_reply(reply.seq, Status::internal(status.to_string()), Vec::new());
+        let bare = error_reply(reply.seq, unsendable(&status), Vec::new());
         let _ = session.queue_on(link, &bare).await;
     }
+}
+
+/// 500 telling the caller why its reply could not be sent (a public cause:
+/// the caller can ask for less).
+fn unsendable(status: &Status) -> Status {
+    Status::standard(jaunt_socket::code::INTERNAL_SERVER_ERROR, status.to_string())
 }
 
 pub(crate) async fn serve_push(session: Session, mut packet: Packet) {

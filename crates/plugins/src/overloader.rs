@@ -42,7 +42,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use jaunt::{Packet, Plugin, RoutePlugin, Session, Status};
+use jaunt::{code, Packet, Plugin, RoutePlugin, Session, Status};
 
 /// A token bucket: up to `burst` tokens, refilled continuously at `per_sec`.
 #[derive(Debug)]
@@ -140,7 +140,7 @@ impl Overloader {
         let uri_bucket = self.uris.get(path);
         if let Some(bucket) = uri_bucket {
             if !bucket.try_take() {
-                return Err(Status::internal(format!(
+                return Err(Status::standard(code::INTERNAL_SERVER_ERROR, format!(
                     "overloaded: rate limit of {path} exceeded"
                 )));
             }
@@ -150,7 +150,7 @@ impl Overloader {
                 if let Some(bucket) = uri_bucket {
                     bucket.refund();
                 }
-                return Err(Status::internal("overloaded: total rate limit exceeded"));
+                return Err(Status::standard(code::INTERNAL_SERVER_ERROR, "overloaded: total rate limit exceeded"));
             }
         }
         Ok(())
@@ -180,7 +180,7 @@ impl Plugin for Overloader {
                 session.data().insert(Counted);
                 Ok(())
             }
-            Err(live) => Err(Status::internal(format!(
+            Err(live) => Err(Status::standard(code::INTERNAL_SERVER_ERROR, format!(
                 "overloaded: {live} sessions, the limit is {max}"
             ))),
         }

@@ -40,7 +40,7 @@ mod mapper;
 mod query;
 mod router;
 
-pub use controller::{Controller, ControllerRoutes};
+pub use controller::{Controller, ControllerRoutes, MethodKind, MethodSpec, ServiceSpec};
 pub use error::RouteError;
 pub use handler::{
     BoxFuture, ErasedPull, ErasedPush, IntoPushOutput, PullHandler, PullOutput, PushHandler,

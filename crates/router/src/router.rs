@@ -6,7 +6,7 @@ use rustc_hash::FxBuildHasher;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::controller::{controller_prefix, ControllerRoutes};
+use crate::controller::ControllerRoutes;
 use crate::handler::{erase_pull, erase_push, ErasedPull, ErasedPush};
 use crate::{Controller, PullHandler, PushHandler, RouteCtx, RouteError, UriMapper};
 
@@ -219,14 +219,32 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
         }
     }
 
-    /// Registers every method of a controller under a group named after its
-    /// type (`Math` → `/math`, or `Math` with RPC-style names).
+    /// Registers every route of a service (the `…Server` that
+    /// `#[jaunt::service]` generates) or controller (`#[jaunt::controller]`)
+    /// under its group: the service's uri, or its name mapped (`Math` →
+    /// `/math`, or `Math` with RPC-style names).
+    pub fn service<C: Controller<P, S>>(&mut self, service: C) -> Result<&mut Self, RouteError> {
+        self.service_arc(Arc::new(service))
+    }
+
+    /// [`service`](Self::service) for a service already shared.
+    pub fn service_arc<C: Controller<P, S>>(
+        &mut self,
+        service: Arc<C>,
+    ) -> Result<&mut Self, RouteError> {
+        let mapper = self.mapper;
+        let mut group = self.group(&C::SPEC.prefix(mapper));
+        service.register(&mut ControllerRoutes::new(&mut group, mapper))?;
+        Ok(self)
+    }
+
+    /// [`service`](Self::service) under teleport's name (a controller is an
+    /// `impl` block with `#[jaunt::controller]`).
     pub fn controller<C: Controller<P, S>>(
         &mut self,
         controller: C,
     ) -> Result<&mut Self, RouteError> {
-        self.controller_arc(Arc::new(controller))?;
-        Ok(self)
+        self.service(controller)
     }
 
     /// [`controller`](Self::controller) for a controller already shared.
@@ -234,10 +252,7 @@ impl<P: RouteCtx, S: RouteCtx> Router<P, S> {
         &mut self,
         controller: Arc<C>,
     ) -> Result<&mut Self, RouteError> {
-        let mapper = self.mapper;
-        let mut group = self.group(&controller_prefix(mapper, C::NAME));
-        controller.register(&mut ControllerRoutes::new(&mut group, mapper))?;
-        Ok(self)
+        self.service_arc(controller)
     }
 
     /// The pull route for a uri (its query string is ignored).
@@ -380,17 +395,29 @@ impl<P: RouteCtx, S: RouteCtx> Group<'_, P, S> {
         Ok(self)
     }
 
-    /// Registers every method of a controller in a group named after its
-    /// type, nested in this group.
+    /// Registers every route of a service or controller in its group (see
+    /// [`Router::service`]), nested in this group.
+    pub fn service<C: Controller<P, S>>(&mut self, service: C) -> Result<&mut Self, RouteError> {
+        self.service_arc(Arc::new(service))
+    }
+
+    /// [`service`](Self::service) for a service already shared.
+    pub fn service_arc<C: Controller<P, S>>(
+        &mut self,
+        service: Arc<C>,
+    ) -> Result<&mut Self, RouteError> {
+        let mapper = self.router.mapper;
+        let mut group = self.group(&C::SPEC.prefix(mapper));
+        service.register(&mut ControllerRoutes::new(&mut group, mapper))?;
+        Ok(self)
+    }
+
+    /// [`service`](Self::service) under teleport's name.
     pub fn controller<C: Controller<P, S>>(
         &mut self,
         controller: C,
     ) -> Result<&mut Self, RouteError> {
-        let mapper = self.router.mapper;
-        let controller = Arc::new(controller);
-        let mut group = self.group(&controller_prefix(mapper, C::NAME));
-        controller.register(&mut ControllerRoutes::new(&mut group, mapper))?;
-        Ok(self)
+        self.service(controller)
     }
 
     /// A nested group under `prefix`.

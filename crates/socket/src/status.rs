@@ -77,12 +77,40 @@ pub mod code {
 /// assert_eq!(Status::parse(st.to_query().as_bytes()).unwrap(), st);
 /// assert!(Status::ok().is_ok());
 /// ```
-#[derive(Clone, PartialEq, Eq, Default)]
+///
+/// Handlers return it for their failures, usually through `?`: the errors
+/// handlers meet convert into it — I/O errors, timeouts, boxed errors and
+/// (with features) serde_json and anyhow errors become 500 (408 for a
+/// timeout) with [`Status::internal`], whose cause is kept from the caller
+/// unless the peer is told to show it (`PeerConfig::expose_internal_errors`):
+///
+/// ```
+/// use jaunt_socket::{code, Status};
+///
+/// fn read_config() -> Result<String, Status> {
+///     Ok(std::fs::read_to_string("/no/such/file")?)
+/// }
+/// let err = read_config().unwrap_err();
+/// assert_eq!(err.code(), code::INTERNAL_SERVER_ERROR);
+/// assert!(err.is_cause_private());
+/// ```
+#[derive(Clone, Default)]
 pub struct Status {
     code: i32,
     msg: Cow<'static, str>,
     cause: Option<String>,
+    /// The cause describes a failure inside this process: not for callers.
+    /// Not on the wire, not compared.
+    private: bool,
 }
+
+impl PartialEq for Status {
+    fn eq(&self, other: &Self) -> bool {
+        (self.code, &self.msg, &self.cause) == (other.code, &other.msg, &other.cause)
+    }
+}
+
+impl Eq for Status {}
 
 macro_rules! standard_constructors {
     ($($(#[$doc:meta])* $name:ident => $code:ident;)*) => {
@@ -102,6 +130,7 @@ impl Status {
             code: code::OK,
             msg: Cow::Borrowed(""),
             cause: None,
+            private: false,
         }
     }
 
@@ -111,6 +140,7 @@ impl Status {
             code,
             msg: msg.into(),
             cause: None,
+            private: false,
         }
     }
 
@@ -121,6 +151,7 @@ impl Status {
             code,
             msg: Cow::Borrowed(code::text(code).unwrap_or("")),
             cause: Some(cause.into()),
+            private: false,
         }
     }
 
@@ -135,8 +166,6 @@ impl Status {
         mtype_not_allowed => MTYPE_NOT_ALLOWED;
         /// 408: the handler did not finish in time.
         handle_timeout => HANDLE_TIMEOUT;
-        /// 500: the handler failed or panicked.
-        internal => INTERNAL_SERVER_ERROR;
         /// 502: a proxied upstream failed.
         bad_gateway => BAD_GATEWAY;
         /// 102: the connection is closed.
@@ -153,10 +182,47 @@ impl Status {
         unknown_error => UNKNOWN_ERROR;
     }
 
-    /// Sets the cause.
+    /// 500 for a failure inside this process (a handler's error, a panic, a
+    /// reply that cannot be encoded): `error` is the cause, marked private —
+    /// a peer replying with it shows callers only "internal error" and logs
+    /// the cause, unless `PeerConfig::expose_internal_errors` is set.
+    ///
+    /// ```
+    /// use jaunt_socket::Status;
+    ///
+    /// let parsed: Result<u16, Status> = "70000".parse::<u16>().map_err(Status::internal);
+    /// let status = parsed.unwrap_err();
+    /// assert_eq!(status.cause(), Some("number too large to fit in target type"));
+    /// assert!(status.is_cause_private());
+    /// assert_eq!(status.clone().hide_private_cause().cause(), Some("internal error"));
+    /// ```
+    pub fn internal(error: impl fmt::Display) -> Self {
+        let mut status = Self::standard(code::INTERNAL_SERVER_ERROR, error.to_string());
+        status.private = true;
+        status
+    }
+
+    /// Whether the cause is for this process only ([`Status::internal`]).
+    pub fn is_cause_private(&self) -> bool {
+        self.private
+    }
+
+    /// The status as callers may see it: a private cause is replaced with
+    /// "internal error".
+    #[must_use]
+    pub fn hide_private_cause(mut self) -> Self {
+        if self.private {
+            self.cause = Some("internal error".to_owned());
+            self.private = false;
+        }
+        self
+    }
+
+    /// Sets the cause (a public one: see [`Status::internal`]).
     #[must_use]
     pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
         self.cause = Some(cause.into());
+        self.private = false;
         self
     }
 
@@ -260,6 +326,7 @@ impl Status {
             code: code.unwrap_or(code::OK),
             msg: Cow::Owned(msg.unwrap_or_default()),
             cause,
+            private: false,
         })
     }
 }
@@ -292,6 +359,65 @@ impl fmt::Display for Status {
 }
 
 impl std::error::Error for Status {}
+
+/// An I/O failure in a handler: 500 (408 for `TimedOut`), cause private.
+impl From<std::io::Error> for Status {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            Self::handle_timeout(e.to_string())
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
+/// A boxed error (`Box<dyn Error + Send + Sync>`, what `?` makes of most
+/// errors): 500, cause private. A boxed `Status` stays itself.
+impl From<Box<dyn std::error::Error + Send + Sync>> for Status {
+    fn from(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        match e.downcast::<Status>() {
+            Ok(status) => *status,
+            Err(e) => Self::internal(e),
+        }
+    }
+}
+
+/// A boxed error that is not `Send`: 500, cause private.
+impl From<Box<dyn std::error::Error>> for Status {
+    fn from(e: Box<dyn std::error::Error>) -> Self {
+        match e.downcast::<Status>() {
+            Ok(status) => *status,
+            Err(e) => Self::internal(e),
+        }
+    }
+}
+
+/// A deadline passed (`tokio::time::timeout`): 408.
+impl From<tokio::time::error::Elapsed> for Status {
+    fn from(e: tokio::time::error::Elapsed) -> Self {
+        Self::handle_timeout(e.to_string())
+    }
+}
+
+/// A JSON failure in a handler: 500, cause private.
+#[cfg(feature = "json-proto")]
+impl From<serde_json::Error> for Status {
+    fn from(e: serde_json::Error) -> Self {
+        Self::internal(e)
+    }
+}
+
+/// An `anyhow` error (feature `anyhow`): 500, cause private (with its
+/// chain of causes). A `Status` inside stays itself.
+#[cfg(feature = "anyhow")]
+impl From<anyhow::Error> for Status {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<Status>() {
+            Ok(status) => status,
+            Err(e) => Self::internal(format_args!("{e:#}")),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
