@@ -1,8 +1,8 @@
-//! `#[jaunt::controller]` refuses what cannot be a route, with a clear
+//! `#[jaunt::service]` and `#[jaunt::controller]` refuse what cannot be a route, with a clear
 //! message pointing at the offending item (`tests/ui/*.stderr`; regenerate
 //! them with `TRYBUILD=overwrite` after a deliberate change, then read them).
 
 #[test]
-fn controller_mistakes_are_compile_errors() {
+fn service_and_controller_mistakes_are_compile_errors() {
     trybuild::TestCases::new().compile_fail("tests/ui/*.rs");
 }

@@ -1,0 +1,7 @@
+#![allow(unused_imports)]
+use jaunt::{PullCtx, PushCtx, Status};
+
+#[jaunt::service]
+struct Kv;
+
+fn main() {}

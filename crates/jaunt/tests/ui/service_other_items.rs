@@ -1,0 +1,10 @@
+#![allow(unused_imports)]
+use jaunt::{PullCtx, PushCtx, Status};
+
+#[jaunt::service]
+trait Kv {
+    const LIMIT: usize;
+    async fn get(&self, ctx: &PullCtx, key: String) -> Result<String, Status>;
+}
+
+fn main() {}
