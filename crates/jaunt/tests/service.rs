@@ -102,7 +102,6 @@ impl KvEvents for Events {
     }
 }
 
-
 async fn within<F: Future>(fut: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), fut)
         .await
@@ -111,9 +110,7 @@ async fn within<F: Future>(fut: F) -> F::Output {
 
 /// A server serving `Kv`, a client serving `KvEvents`, and the client's
 /// session.
-async fn pair(
-    mapper: UriMapper,
-) -> (Peer, Peer, Session, mpsc::UnboundedReceiver<Entry>) {
+async fn pair(mapper: UriMapper) -> (Peer, Peer, Session, mpsc::UnboundedReceiver<Entry>) {
     let mut router = Router::with_mapper(mapper);
     router.service(KvServer::new(Store::default())).unwrap();
     let server = Peer::new(router);
@@ -253,7 +250,13 @@ async fn errors_convert_with_question_mark_and_deadlines_expire() {
         assert_eq!(err.code(), code::BAD_MESSAGE);
 
         // Per-call meta and codec reach the server; the whole reply is there.
-        let reply = kv.len().meta("trace", "t-1").codec(jaunt::codec_ids::JSON).reply().await.unwrap();
+        let reply = kv
+            .len()
+            .meta("trace", "t-1")
+            .codec(jaunt::codec_ids::JSON)
+            .reply()
+            .await
+            .unwrap();
         assert_eq!(reply.decode::<usize>(), Ok(0));
         client.close().await;
         server.close().await;

@@ -99,7 +99,12 @@ fn check_items(imp: &mut ItemImpl, errors: &mut Errors) -> Vec<Route> {
             ImplItem::Fn(f) => match take_options(&mut f.attrs, &["skip", "uri"]) {
                 Ok(options) if options.skip => {}
                 Ok(options) => {
-                    match routes::check_route(&f.sig, options.uri, self_name.as_ref(), Front::Controller) {
+                    match routes::check_route(
+                        &f.sig,
+                        options.uri,
+                        self_name.as_ref(),
+                        Front::Controller,
+                    ) {
                         Ok(route) => routes.push(route),
                         Err(e) => errors.push(e),
                     }
@@ -134,7 +139,12 @@ fn not_a_method(attrs: &mut Vec<Attribute>, errors: &mut Errors) {
 }
 
 /// The `Controller` implementation registering `routes`.
-fn generate(imp: &ItemImpl, name: &str, uri: Option<&syn::LitStr>, routes: &[Route]) -> TokenStream {
+fn generate(
+    imp: &ItemImpl,
+    name: &str,
+    uri: Option<&syn::LitStr>,
+    routes: &[Route],
+) -> TokenStream {
     let self_ty = &imp.self_ty;
     let spec = routes::spec(name, uri, routes);
     let register = routes::registrations(
@@ -184,10 +194,7 @@ mod tests {
             !out.contains("jaunt (skip)"),
             "helper attributes are removed: {out}"
         );
-        assert!(
-            out.contains("name : \"Math\""),
-            "{out}"
-        );
+        assert!(out.contains("name : \"Math\""), "{out}");
         for route in [
             "routes . pull (& < Self as :: jaunt :: router :: Controller < :: jaunt :: PullCtx , :: jaunt :: PushCtx >> :: SPEC . methods [0usize]",
             "routes . pull (& < Self as :: jaunt :: router :: Controller < :: jaunt :: PullCtx , :: jaunt :: PushCtx >> :: SPEC . methods [1usize]",
@@ -243,6 +250,9 @@ mod tests {
         let args = expand(quote!(name = "x"), quote!(impl Math {})).to_string();
         assert!(args.contains("unknown #[jaunt::controller] argument"));
         let uri = expand(quote!(uri = "/calc"), quote!(impl Math {})).to_string();
-        assert!(uri.contains("uri : :: core :: option :: Option :: Some (\"/calc\")"), "{uri}");
+        assert!(
+            uri.contains("uri : :: core :: option :: Option :: Some (\"/calc\")"),
+            "{uri}"
+        );
     }
 }

@@ -7,8 +7,8 @@ use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, FnArg, GenericArgument, Ident, LitStr, PatType, PathArguments, Receiver,
-    ReturnType, Signature, Type,
+    Attribute, FnArg, GenericArgument, Ident, LitStr, PatType, PathArguments, Receiver, ReturnType,
+    Signature, Type,
 };
 
 /// Whether a route serves pulls or pushes.
@@ -386,7 +386,9 @@ fn check_output(sig: &Signature, kind: Kind, name: &Ident) -> syn::Result<Output
             format!("{pull_msg}, but it returns nothing"),
         )),
         (ReturnType::Type(_, ty), _) if result_ok(ty).is_some() => {
-            let ok = result_ok(ty).cloned().unwrap_or_else(|| syn::parse_quote!(()));
+            let ok = result_ok(ty)
+                .cloned()
+                .unwrap_or_else(|| syn::parse_quote!(()));
             if kind == Kind::Push && !is_unit(&ok) {
                 return Err(syn::Error::new_spanned(
                     ty,

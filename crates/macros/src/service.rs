@@ -7,9 +7,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::ext::IdentExt;
 use syn::parse::Parser;
-use syn::{
-    FnArg, ItemTrait, LitStr, Pat, ReturnType, TraitItem, TraitItemFn, TypeParamBound,
-};
+use syn::{FnArg, ItemTrait, LitStr, Pat, ReturnType, TraitItem, TraitItemFn, TypeParamBound};
 
 use crate::routes::{self, take_options, Errors, Front, Kind, Output, Route};
 
@@ -120,7 +118,10 @@ fn check_trait(def: &ItemTrait, errors: &mut Errors) {
         ));
     }
     if let Some(auto) = &def.auto_token {
-        errors.push(syn::Error::new_spanned(auto, "a service trait cannot be `auto`"));
+        errors.push(syn::Error::new_spanned(
+            auto,
+            "a service trait cannot be `auto`",
+        ));
     }
 }
 
@@ -168,16 +169,23 @@ fn check_methods(def: &mut ItemTrait, errors: &mut Errors) -> Vec<Route> {
 /// `fn .. -> impl Future + Send` (so the router can run it on any thread),
 /// which an `async fn` in the `impl` satisfies.
 fn send_trait(mut def: ItemTrait, routes: &[Route]) -> ItemTrait {
-    def.supertraits.push(syn::parse_quote!(::core::marker::Send));
-    def.supertraits.push(syn::parse_quote!(::core::marker::Sync));
     def.supertraits
-        .push(TypeParamBound::Lifetime(syn::Lifetime::new("'static", Span::call_site())));
+        .push(syn::parse_quote!(::core::marker::Send));
+    def.supertraits
+        .push(syn::parse_quote!(::core::marker::Sync));
+    def.supertraits
+        .push(TypeParamBound::Lifetime(syn::Lifetime::new(
+            "'static",
+            Span::call_site(),
+        )));
     if def.colon_token.is_none() {
         def.colon_token = Some(Default::default());
     }
     let mut routes = routes.iter();
     for item in &mut def.items {
-        let TraitItem::Fn(TraitItemFn { sig, .. }) = item else { continue };
+        let TraitItem::Fn(TraitItemFn { sig, .. }) = item else {
+            continue;
+        };
         let Some(_route) = routes.next() else { break };
         sig.asyncness = None;
         let output = match &sig.output {

@@ -222,7 +222,10 @@ async fn send_unsendable(session: &Session, link: &Link, mut reply: Packet, stat
 /// 500 telling the caller why its reply could not be sent (a public cause:
 /// the caller can ask for less).
 fn unsendable(status: &Status) -> Status {
-    Status::standard(jaunt_socket::code::INTERNAL_SERVER_ERROR, status.to_string())
+    Status::standard(
+        jaunt_socket::code::INTERNAL_SERVER_ERROR,
+        status.to_string(),
+    )
 }
 
 pub(crate) async fn serve_push(session: Session, mut packet: Packet) {

@@ -140,9 +140,10 @@ impl Overloader {
         let uri_bucket = self.uris.get(path);
         if let Some(bucket) = uri_bucket {
             if !bucket.try_take() {
-                return Err(Status::standard(code::INTERNAL_SERVER_ERROR, format!(
-                    "overloaded: rate limit of {path} exceeded"
-                )));
+                return Err(Status::standard(
+                    code::INTERNAL_SERVER_ERROR,
+                    format!("overloaded: rate limit of {path} exceeded"),
+                ));
             }
         }
         if let Some(total) = &self.total {
@@ -150,7 +151,10 @@ impl Overloader {
                 if let Some(bucket) = uri_bucket {
                     bucket.refund();
                 }
-                return Err(Status::standard(code::INTERNAL_SERVER_ERROR, "overloaded: total rate limit exceeded"));
+                return Err(Status::standard(
+                    code::INTERNAL_SERVER_ERROR,
+                    "overloaded: total rate limit exceeded",
+                ));
             }
         }
         Ok(())
@@ -180,9 +184,10 @@ impl Plugin for Overloader {
                 session.data().insert(Counted);
                 Ok(())
             }
-            Err(live) => Err(Status::standard(code::INTERNAL_SERVER_ERROR, format!(
-                "overloaded: {live} sessions, the limit is {max}"
-            ))),
+            Err(live) => Err(Status::standard(
+                code::INTERNAL_SERVER_ERROR,
+                format!("overloaded: {live} sessions, the limit is {max}"),
+            )),
         }
     }
 

@@ -62,22 +62,47 @@ pub type ErasedPull<Cx> = Arc<dyn Fn(Cx) -> BoxFuture<PullOutput> + Send + Sync>
 /// A push handler stored in the route table.
 pub type ErasedPush<Cx> = Arc<dyn Fn(Cx) -> BoxFuture<PushOutput> + Send + Sync>;
 
-/// Anything that can serve pulls: `async fn(Cx, T) -> Result<R, Status>` or
-/// `async fn(Cx) -> Result<R, Status>` (functions or closures). `M` only
-/// tells the two shapes apart.
+/// Anything that can serve pulls: `async fn(Cx, T) -> Result<R, E>` or
+/// `async fn(Cx) -> Result<R, E>` (functions or closures), where `T` is
+/// decoded from the body, `R` encoded as the reply and `E` is `Status` or
+/// converts into it (`io::Error`, boxed errors, ...). `M` only tells the
+/// shapes apart.
+///
+/// A closure that only ever returns `Ok(..)` names no error type: write
+/// `Ok::<_, Status>(..)` or give the closure a return type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot serve pulls",
+    label = "not a pull handler",
+    note = "a pull handler is an `async fn(ctx: PullCtx) -> Result<R, E>` or \
+            `async fn(ctx: PullCtx, arg: T) -> Result<R, E>` (or such a closure): `T` is \
+            decoded from the body (serde or protobuf), `R` is encoded as the reply, `E` is \
+            `Status` or converts into it; the future must be `Send`"
+)]
 pub trait PullHandler<Cx, M>: Clone + Send + Sync + 'static {
     /// Runs the handler.
     fn call(&self, cx: Cx) -> BoxFuture<PullOutput>;
 }
 
 /// Anything that can serve pushes: `async fn(Cx, T)` or `async fn(Cx)`,
-/// returning `()` or `Result<(), Status>`.
+/// returning `()` or `Result<(), E>` (`E` is `Status` or converts into it).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot serve pushes",
+    label = "not a push handler",
+    note = "a push handler is an `async fn(ctx: PushCtx)` or `async fn(ctx: PushCtx, arg: T)` \
+            (or such a closure) returning `()` or `Result<(), E>` where `E` converts into \
+            `Status`; `T` is decoded from the body; the future must be `Send`"
+)]
 pub trait PushHandler<Cx, M>: Clone + Send + Sync + 'static {
     /// Runs the handler.
     fn call(&self, cx: Cx) -> BoxFuture<PushOutput>;
 }
 
-/// What a push handler may return.
+/// What a push handler may return: `()` or `Result<(), E>` where `E`
+/// converts into `Status`.
+#[diagnostic::on_unimplemented(
+    message = "a push handler cannot return `{Self}`",
+    note = "a push has no reply: return `()` or `Result<(), E>` where `E` converts into `Status`"
+)]
 pub trait IntoPushOutput {
     /// Converts to the push outcome.
     fn into_push_output(self) -> PushOutput;
@@ -89,20 +114,24 @@ impl IntoPushOutput for () {
     }
 }
 
-impl IntoPushOutput for Result<(), Status> {
+impl<E: Into<Status>> IntoPushOutput for Result<(), E> {
     fn into_push_output(self) -> PushOutput {
-        self
+        self.map_err(Into::into)
     }
 }
 
-fn boxed_reply<R: EncodeBody + Send + 'static>(reply: Result<R, Status>) -> PullOutput {
-    reply.map(|r| Box::new(r) as Box<dyn EncodeBody + Send>)
+fn boxed_reply<R: EncodeBody + Send + 'static, E: Into<Status>>(reply: Result<R, E>) -> PullOutput {
+    match reply {
+        Ok(r) => Ok(Box::new(r)),
+        Err(e) => Err(e.into()),
+    }
 }
 
-impl<F, Fut, Cx, T, R> PullHandler<Cx, (T,)> for F
+impl<F, Fut, Cx, T, R, E> PullHandler<Cx, (T, E)> for F
 where
     F: Fn(Cx, T) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, Status>> + Send + 'static,
+    Fut: Future<Output = Result<R, E>> + Send + 'static,
+    E: Into<Status> + 'static,
     Cx: RouteCtx,
     T: DecodeBody + Send + 'static,
     R: EncodeBody + Send + 'static,
@@ -121,10 +150,11 @@ where
     }
 }
 
-impl<F, Fut, Cx, R> PullHandler<Cx, ()> for F
+impl<F, Fut, Cx, R, E> PullHandler<Cx, (E,)> for F
 where
     F: Fn(Cx) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, Status>> + Send + 'static,
+    Fut: Future<Output = Result<R, E>> + Send + 'static,
+    E: Into<Status> + 'static,
     Cx: RouteCtx,
     R: EncodeBody + Send + 'static,
 {

@@ -171,14 +171,22 @@ impl MathV2 {
 }
 
 impl jaunt_router::Controller<Ctx, Ctx> for MathV2 {
-    const NAME: &'static str = "MathV2";
+    const SPEC: &'static jaunt_router::ServiceSpec = &jaunt_router::ServiceSpec {
+        name: "MathV2",
+        uri: None,
+        methods: &[jaunt_router::MethodSpec {
+            name: "add_all",
+            uri: None,
+            kind: jaunt_router::MethodKind::Pull,
+        }],
+    };
 
     fn register(
         self: std::sync::Arc<Self>,
         routes: &mut jaunt_router::ControllerRoutes<'_, '_, Ctx, Ctx>,
     ) -> Result<(), RouteError> {
         let this = self.clone();
-        routes.pull("add_all", move |ctx: Ctx, args: Vec<i64>| {
+        routes.pull(&Self::SPEC.methods[0], move |ctx: Ctx, args: Vec<i64>| {
             let this = this.clone();
             async move { this.add_all(&ctx, args).await }
         })
@@ -210,4 +218,41 @@ async fn controllers_register_under_their_type_name() {
     let mut rpc = TestRouter::with_mapper(UriMapper::Rpc);
     rpc.controller(MathV2 { offset: 0 }).unwrap();
     assert_eq!(rpc.pull_uris(), ["MathV2.AddAll"]);
+}
+
+/// An error type a handler's `?` converts into `Status`.
+async fn read_file(_: Ctx, path: String) -> Result<String, std::io::Error> {
+    std::fs::read_to_string(path)
+}
+
+/// A boxed error, what `?` makes of any error.
+async fn parse(_: Ctx, text: String) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(text.parse::<i64>()?)
+}
+
+#[tokio::test]
+async fn handlers_may_return_any_error_that_converts_into_a_status() {
+    let mut router = TestRouter::new();
+    router.pull("/read", read_file).unwrap();
+    router.pull("/parse", parse).unwrap();
+    router
+        .push("/io", |_: Ctx| async {
+            Err::<(), _>(std::io::Error::other("disk on fire"))
+        })
+        .unwrap();
+    let run = |uri: &str, body: &'static [u8]| {
+        let route = router.find_pull(uri).unwrap();
+        (route.handler())(Ctx(Bytes::from_static(body)))
+    };
+    let err = run("/read", br#""/no/such/file""#).await.err().unwrap();
+    assert_eq!(err.code(), jaunt_socket::code::INTERNAL_SERVER_ERROR);
+    assert!(err.is_cause_private());
+    let err = run("/parse", br#""x""#).await.err().unwrap();
+    assert_eq!(err.code(), jaunt_socket::code::INTERNAL_SERVER_ERROR);
+    assert_eq!(err.cause(), Some("invalid digit found in string"));
+    let ok = run("/parse", br#""7""#).await.ok().unwrap();
+    assert_eq!(encode_json(&*ok), "7");
+    let push = router.find_push("/io").unwrap();
+    let err = (push.handler())(Ctx(Bytes::new())).await.unwrap_err();
+    assert_eq!(err.cause(), Some("disk on fire"));
 }
