@@ -31,8 +31,15 @@
 //! that the replies come back through `g`.
 //!
 //! `selftest` runs `serve` on 127.0.0.1:0 in-process and `check`s it.
+//!
+//! The routes are defined once, as typed services (`#[jaunt::service]`
+//! traits named as Go erpc names the same structs: `Math.add` is
+//! `/math/add`): `serve` implements them and `check` calls them through the
+//! generated typed clients, so a `check` against a Go server exercises the
+//! typed client against another implementation.
 
 use std::error::Error;
+use std::future::IntoFuture;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -59,41 +66,106 @@ fn reply_filters(ctx: &PullCtx, gzip: bool) {
     }
 }
 
-fn server_routes(gzip: bool) -> Result<Router, RouteError> {
-    let mut routes = Router::new();
-    routes.pull(
-        "/math/add",
-        move |ctx: PullCtx, numbers: Vec<i64>| async move {
-            reply_filters(&ctx, gzip);
-            if let Some(author) = ctx.meta().get("author") {
-                ctx.set_reply_meta("author", author);
-            }
-            numbers
-                .iter()
-                .try_fold(0_i64, |sum, n| sum.checked_add(*n))
-                .ok_or_else(|| Status::bad_message("the sum overflows an i64"))
-        },
-    )?;
-    routes.pull("/echo/str", move |ctx: PullCtx, text: String| async move {
-        reply_filters(&ctx, gzip);
-        Ok::<_, Status>(text)
-    })?;
-    routes.pull("/echo/fail", move |ctx: PullCtx, text: String| async move {
-        reply_filters(&ctx, gzip);
-        Err::<(), _>(Status::new(1001, "custom failure").with_cause(text))
-    })?;
-    routes.pull("/bench/echo", move |ctx: PullCtx, body: Bytes| async move {
-        reply_filters(&ctx, gzip);
+// The interop routes, defined once as typed services: `serve` implements
+// them, `check` calls them through the generated clients. Their uris are the
+// ones Go erpc gives the same structs and methods (`/math/add`, ...).
+
+/// `/math/add`.
+#[jaunt::service]
+trait Math {
+    /// The sum; the reply's meta `author` echoes the pull's.
+    async fn add(&self, ctx: &PullCtx, numbers: Vec<i64>) -> Result<i64, Status>;
+}
+
+/// `/echo/str`, `/echo/fail`.
+#[jaunt::service]
+trait Echo {
+    /// The same string.
+    async fn str(&self, ctx: &PullCtx, text: String) -> Result<String, Status>;
+    /// Status 1001 with the string as cause.
+    async fn fail(&self, ctx: &PullCtx, text: String) -> Result<(), Status>;
+}
+
+/// `/bench/echo`.
+#[jaunt::service]
+trait Bench {
+    /// The same bytes, codec `s`.
+    async fn echo(&self, ctx: &PullCtx, body: Bytes) -> Result<Bytes, Status>;
+}
+
+/// `/push/msg`, `/push/count`.
+#[jaunt::service]
+trait Push {
+    /// Counted per session.
+    async fn msg(&self, ctx: &PushCtx);
+    /// How many `/push/msg` this session sent.
+    async fn count(&self, ctx: &PullCtx) -> Result<u64, Status>;
+}
+
+/// `/notice/hello`: what the server pushes to every session it accepts.
+#[jaunt::service]
+trait Notice {
+    /// A greeting.
+    async fn hello(&self, ctx: &PushCtx, text: String);
+}
+
+/// The interop server's routes; `gzip` sends every reply through `g`.
+struct Interop {
+    gzip: bool,
+}
+
+impl Math for Interop {
+    async fn add(&self, ctx: &PullCtx, numbers: Vec<i64>) -> Result<i64, Status> {
+        reply_filters(ctx, self.gzip);
+        if let Some(author) = ctx.meta().get("author") {
+            ctx.set_reply_meta("author", author);
+        }
+        numbers
+            .iter()
+            .try_fold(0_i64, |sum, n| sum.checked_add(*n))
+            .ok_or_else(|| Status::bad_message("the sum overflows an i64"))
+    }
+}
+
+impl Echo for Interop {
+    async fn str(&self, ctx: &PullCtx, text: String) -> Result<String, Status> {
+        reply_filters(ctx, self.gzip);
+        Ok(text)
+    }
+
+    async fn fail(&self, ctx: &PullCtx, text: String) -> Result<(), Status> {
+        reply_filters(ctx, self.gzip);
+        Err(Status::new(1001, "custom failure").with_cause(text))
+    }
+}
+
+impl Bench for Interop {
+    async fn echo(&self, ctx: &PullCtx, body: Bytes) -> Result<Bytes, Status> {
+        reply_filters(ctx, self.gzip);
         ctx.set_reply_codec(jaunt::codec_ids::PLAIN);
-        Ok::<_, Status>(body)
-    })?;
-    routes.push("/push/msg", |ctx: PushCtx| async move {
+        Ok(body)
+    }
+}
+
+impl Push for Interop {
+    async fn msg(&self, ctx: &PushCtx) {
         ctx.data().update(|count: &mut PushCount| count.0 += 1);
-    })?;
-    routes.pull("/push/count", move |ctx: PullCtx| async move {
-        reply_filters(&ctx, gzip);
-        Ok::<_, Status>(ctx.data().get::<PushCount>().unwrap_or_default().0)
-    })?;
+    }
+
+    async fn count(&self, ctx: &PullCtx) -> Result<u64, Status> {
+        reply_filters(ctx, self.gzip);
+        Ok(ctx.data().get::<PushCount>().unwrap_or_default().0)
+    }
+}
+
+fn server_routes(gzip: bool) -> Result<Router, RouteError> {
+    let interop = std::sync::Arc::new(Interop { gzip });
+    let mut routes = Router::new();
+    routes
+        .service(MathServer::from_arc(interop.clone()))?
+        .service(EchoServer::from_arc(interop.clone()))?
+        .service(BenchServer::from_arc(interop.clone()))?
+        .service(PushServer::from_arc(interop))?;
     Ok(routes)
 }
 
@@ -110,10 +182,21 @@ impl jaunt::RoutePlugin for Greeter {
 #[jaunt::async_trait]
 impl jaunt::Plugin for Greeter {
     async fn post_accept(&self, session: &Session) -> Result<(), Status> {
-        if let Err(status) = session.push("/notice/hello", &"hello from jaunt").await {
+        let notice = NoticeClient::new(session);
+        if let Err(status) = notice.hello("hello from jaunt".to_owned()).await {
             tracing::debug!(id = %session.id(), %status, "could not say hello");
         }
         Ok(())
+    }
+}
+
+/// What the checking client does with the server's hello: hands it to the
+/// check.
+struct Hellos(mpsc::Sender<String>);
+
+impl Notice for Hellos {
+    async fn hello(&self, _ctx: &PushCtx, text: String) {
+        let _ = self.0.send(text).await;
     }
 }
 
@@ -278,13 +361,7 @@ async fn check(addr: &str, gzip: bool) -> bool {
     // The client serves the server's hello.
     let (hello_tx, mut hello) = mpsc::channel::<String>(4);
     let mut routes = Router::new();
-    let registered = routes.push("/notice/hello", move |_: PushCtx, text: String| {
-        let hello_tx = hello_tx.clone();
-        async move {
-            let _ = hello_tx.send(text).await;
-        }
-    });
-    if let Err(e) = registered {
+    if let Err(e) = routes.service(NoticeServer::new(Hellos(hello_tx))) {
         report.record("client routes", Err(e.to_string()));
         return false;
     }
@@ -299,14 +376,12 @@ async fn check(addr: &str, gzip: bool) -> bool {
             return false;
         }
     };
+    let (math, echo) = (MathClient::new(&session), EchoClient::new(&session));
+    let (bench, push) = (BenchClient::new(&session), PushClient::new(&session));
 
     let outcome = async {
-        let reply = ok(session.pull_with(
-            "/math/add",
-            &vec![-3, 7, -100, 42],
-            opts().meta("author", AUTHOR),
-        ))
-        .await?;
+        let call = math.add(vec![-3, 7, -100, 42]).options(opts());
+        let reply = ok(call.meta("author", AUTHOR).reply()).await?;
         expect_eq("sum", decode::<i64>(&reply)?, -54)?;
         expect_eq("meta author", reply.meta().get_str("author"), Some(AUTHOR))?;
         filters(&reply, gzip)
@@ -318,7 +393,7 @@ async fn check(addr: &str, gzip: bool) -> bool {
 
     for (name, text) in ECHO_CASES {
         let outcome = async {
-            let reply = ok(session.pull_with("/echo/str", &text, opts())).await?;
+            let reply = ok(echo.str(text.to_owned()).options(opts()).reply()).await?;
             expect_eq("echo", decode::<String>(&reply)?.as_str(), text)?;
             filters(&reply, gzip)
         };
@@ -326,7 +401,8 @@ async fn check(addr: &str, gzip: bool) -> bool {
     }
 
     let outcome = async {
-        let status = failure(session.pull_with("/echo/fail", &FAIL_CAUSE, opts())).await?;
+        let call = echo.fail(FAIL_CAUSE.to_owned()).options(opts());
+        let status = failure(call.reply()).await?;
         expect_eq("code", status.code(), 1001)?;
         expect_eq("msg", status.msg(), "custom failure")?;
         expect_eq("cause", status.cause(), Some(FAIL_CAUSE))
@@ -341,8 +417,8 @@ async fn check(addr: &str, gzip: bool) -> bool {
 
     let outcome = async {
         let all_bytes = Bytes::from((0..=255_u8).collect::<Vec<u8>>());
-        let pull_opts = opts().codec(jaunt::codec_ids::PLAIN);
-        let reply = ok(session.pull_with("/bench/echo", &all_bytes, pull_opts)).await?;
+        let call = bench.echo(all_bytes.clone()).options(opts());
+        let reply = ok(call.codec(jaunt::codec_ids::PLAIN).reply()).await?;
         expect_eq("codec", char::from(reply.codec()), 's')?;
         expect_eq("body", reply.body(), &all_bytes)?;
         filters(&reply, gzip)
@@ -351,15 +427,14 @@ async fn check(addr: &str, gzip: bool) -> bool {
 
     let outcome = async {
         for i in 0..3 {
-            let pushed =
-                timed(session.push_with("/push/msg", &format!("message {i}"), opts())).await?;
+            let pushed = timed(push.msg().options(opts()).into_future()).await?;
             pushed.map_err(|status| format!("push {i} failed: {status}"))?;
         }
         // Pushes are served concurrently with later pulls (in erpc too): poll
         // until all three are counted.
         let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
         loop {
-            let reply = ok(session.pull_with("/push/count", &(), opts())).await?;
+            let reply = ok(push.count().options(opts()).reply()).await?;
             filters(&reply, gzip)?;
             let count = decode::<u64>(&reply)?;
             if count >= 3 || tokio::time::Instant::now() >= deadline {
