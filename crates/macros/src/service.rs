@@ -278,7 +278,7 @@ fn client(def: &ItemTrait, routes: &[Route]) -> TokenStream {
     let methods = routes.iter().zip(fns).enumerate().map(|(index, (route, f))| {
         let method = &route.method;
         let docs = f.attrs.iter().filter(|a| a.path().is_ident("doc"));
-        let (param, arg_ty, value) = match &route.arg {
+        let (param, value) = match &route.arg {
             Some(ty) => {
                 let param = f
                     .sig
@@ -293,9 +293,13 @@ fn client(def: &ItemTrait, routes: &[Route]) -> TokenStream {
                         FnArg::Receiver(_) => None,
                     })
                     .unwrap_or_else(|| format_ident!("arg"));
-                (quote!(, #param: #ty), quote!(#ty), quote!(#param))
+                (quote!(, #param: #ty), quote!(#param))
             }
-            None => (quote!(), quote!(()), quote!(())),
+            None => (quote!(), quote!(())),
+        };
+        let call_ty = match route.kind {
+            Kind::Pull => quote!(PullCall),
+            Kind::Push => quote!(PushCall),
         };
         let kind_doc = match route.kind {
             Kind::Pull => format!(
@@ -309,6 +313,23 @@ fn client(def: &ItemTrait, routes: &[Route]) -> TokenStream {
                 method.unraw()
             ),
         };
+        // The closure owns the argument and borrows the stub; the call runs
+        // it with its options when awaited (no box, no clone).
+        let (stub, uri, opts) = (
+            format_ident!("stub", span = Span::mixed_site()),
+            format_ident!("uri", span = Span::mixed_site()),
+            format_ident!("opts", span = Span::mixed_site()),
+        );
+        let send = match route.kind {
+            Kind::Pull => quote!(pull),
+            Kind::Push => quote!(push),
+        };
+        let body = quote! {
+            let (#stub, #uri) = (&self.stub, self.uris.get(#index));
+            ::jaunt::service::#call_ty::new(#uri, move |#opts: ::jaunt::PullOptions| async move {
+                ::jaunt::service::Stub::#send(#stub, #uri, &#value, #opts).await
+            })
+        };
         match route.kind {
             Kind::Pull => {
                 let ok = match &route.output {
@@ -319,8 +340,8 @@ fn client(def: &ItemTrait, routes: &[Route]) -> TokenStream {
                     #(#docs)*
                     #[doc = ""]
                     #[doc = #kind_doc]
-                    pub fn #method(&self #param) -> ::jaunt::service::PullCall<'_, S, #arg_ty, #ok> {
-                        ::jaunt::service::PullCall::new(&self.stub, self.uris.get(#index), #value)
+                    pub fn #method(&self #param) -> ::jaunt::service::PullCall<'_, impl ::jaunt::service::SendPull + '_, #ok> {
+                        #body
                     }
                 }
             }
@@ -328,8 +349,8 @@ fn client(def: &ItemTrait, routes: &[Route]) -> TokenStream {
                 #(#docs)*
                 #[doc = ""]
                 #[doc = #kind_doc]
-                pub fn #method(&self #param) -> ::jaunt::service::PushCall<'_, S, #arg_ty> {
-                    ::jaunt::service::PushCall::new(&self.stub, self.uris.get(#index), #value)
+                pub fn #method(&self #param) -> ::jaunt::service::PushCall<'_, impl ::jaunt::service::SendPush + '_> {
+                    #body
                 }
             },
         }

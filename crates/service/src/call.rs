@@ -1,20 +1,65 @@
 //! One typed call: [`PullCall`] and [`PushCall`], its options chained before
 //! it is awaited.
+//!
+//! A call holds what sends it (a closure the generated client builds: it
+//! owns the argument and borrows the stub) and its options; awaiting it runs
+//! the stub's own future, unboxed, so a typed pull costs what a raw
+//! `Session::pull_with` costs (docs/benchmarks.md, "Typed services").
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use jaunt_codec::{DecodeBody, EncodeBody};
+use jaunt_codec::DecodeBody;
 use jaunt_peer::{PullOptions, Reply};
 use jaunt_socket::Status;
 
-use crate::Stub;
+/// What sends a pull once its options are known: implemented by every
+/// `FnOnce(PullOptions) -> impl Future<Output = Result<Reply, Status>>`
+/// (the closures the generated clients build).
+pub trait SendPull {
+    /// The pull in flight.
+    type Future: Future<Output = Result<Reply, Status>> + Send;
 
-/// A boxed call future: what awaiting a call runs.
-type CallFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>>;
+    /// Sends the pull with these options.
+    fn send(self, opts: PullOptions) -> Self::Future;
+}
+
+impl<F, Fut> SendPull for F
+where
+    F: FnOnce(PullOptions) -> Fut,
+    Fut: Future<Output = Result<Reply, Status>> + Send,
+{
+    type Future = Fut;
+
+    fn send(self, opts: PullOptions) -> Fut {
+        self(opts)
+    }
+}
+
+/// What sends a push once its options are known.
+pub trait SendPush {
+    /// The push being queued.
+    type Future: Future<Output = Result<(), Status>> + Send;
+
+    /// Sends the push with these options.
+    fn send(self, opts: PullOptions) -> Self::Future;
+}
+
+impl<F, Fut> SendPush for F
+where
+    F: FnOnce(PullOptions) -> Fut,
+    Fut: Future<Output = Result<(), Status>> + Send,
+{
+    type Future = Fut;
+
+    fn send(self, opts: PullOptions) -> Fut {
+        self(opts)
+    }
+}
 
 macro_rules! call_options {
     () => {
@@ -73,22 +118,20 @@ macro_rules! call_options {
 /// # Ok(()) }
 /// ```
 #[must_use = "a call is sent when it is awaited"]
-pub struct PullCall<'a, S, A, R> {
-    stub: &'a S,
+pub struct PullCall<'a, F, R> {
     uri: &'a str,
-    args: A,
+    send: F,
     opts: PullOptions,
     reply: PhantomData<fn() -> R>,
 }
 
-impl<'a, S, A, R> PullCall<'a, S, A, R> {
-    /// A pull of `uri` with `args` through `stub` (the generated clients
-    /// build them).
-    pub fn new(stub: &'a S, uri: &'a str, args: A) -> Self {
+impl<'a, F: SendPull, R> PullCall<'a, F, R> {
+    /// A pull of `uri` that `send` sends (the generated clients build
+    /// them).
+    pub fn new(uri: &'a str, send: F) -> Self {
         Self {
-            stub,
             uri,
-            args,
+            send,
             opts: PullOptions::new(),
             reply: PhantomData,
         }
@@ -110,33 +153,27 @@ impl<'a, S, A, R> PullCall<'a, S, A, R> {
         self.opts = self.opts.accept_codec(id);
         self
     }
-}
 
-impl<'a, S: Stub, A: EncodeBody + Send + Sync + 'a, R: DecodeBody + 'a> PullCall<'a, S, A, R> {
     /// Sends the pull and returns the whole reply (its meta, codec and cost
     /// too), not decoded: `reply.decode::<R>()`.
-    pub async fn reply(self) -> Result<Reply, Status> {
-        self.stub.pull(self.uri, &self.args, self.opts).await
+    pub fn reply(self) -> F::Future {
+        self.send.send(self.opts)
     }
 }
 
-impl<'a, S: Stub, A: EncodeBody + Send + Sync + 'a, R: DecodeBody + 'a> IntoFuture
-    for PullCall<'a, S, A, R>
-{
+impl<F: SendPull, R: DecodeBody> IntoFuture for PullCall<'_, F, R> {
     type Output = Result<R, Status>;
-    type IntoFuture = CallFuture<'a, R>;
+    type IntoFuture = Decoded<F::Future, R>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            self.stub
-                .pull(self.uri, &self.args, self.opts)
-                .await?
-                .decode()
-        })
+        Decoded {
+            pull: self.send.send(self.opts),
+            reply: PhantomData,
+        }
     }
 }
 
-impl<S, A, R> fmt::Debug for PullCall<'_, S, A, R> {
+impl<F, R> fmt::Debug for PullCall<'_, F, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PullCall")
             .field("uri", &self.uri)
@@ -145,23 +182,50 @@ impl<S, A, R> fmt::Debug for PullCall<'_, S, A, R> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// An awaited [`PullCall`]: the pull in flight, then its reply decoded.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Decoded<P, R> {
+        #[pin]
+        pull: P,
+        reply: PhantomData<fn() -> R>,
+    }
+}
+
+impl<P, R> Future for Decoded<P, R>
+where
+    P: Future<Output = Result<Reply, Status>>,
+    R: DecodeBody,
+{
+    type Output = Result<R, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let reply = ready!(self.project().pull.poll(cx))?;
+        Poll::Ready(reply.decode())
+    }
+}
+
+impl<P, R> fmt::Debug for Decoded<P, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decoded").finish_non_exhaustive()
+    }
+}
+
 /// A typed push, queued when awaited.
 #[must_use = "a push is sent when it is awaited"]
-pub struct PushCall<'a, S, A> {
-    stub: &'a S,
+pub struct PushCall<'a, F> {
     uri: &'a str,
-    args: A,
+    send: F,
     opts: PullOptions,
 }
 
-impl<'a, S, A> PushCall<'a, S, A> {
-    /// A push to `uri` with `args` through `stub` (the generated clients
-    /// build them).
-    pub fn new(stub: &'a S, uri: &'a str, args: A) -> Self {
+impl<'a, F: SendPush> PushCall<'a, F> {
+    /// A push to `uri` that `send` sends (the generated clients build
+    /// them).
+    pub fn new(uri: &'a str, send: F) -> Self {
         Self {
-            stub,
             uri,
-            args,
+            send,
             opts: PullOptions::new(),
         }
     }
@@ -169,16 +233,16 @@ impl<'a, S, A> PushCall<'a, S, A> {
     call_options!();
 }
 
-impl<'a, S: Stub, A: EncodeBody + Send + Sync + 'a> IntoFuture for PushCall<'a, S, A> {
+impl<F: SendPush> IntoFuture for PushCall<'_, F> {
     type Output = Result<(), Status>;
-    type IntoFuture = CallFuture<'a, ()>;
+    type IntoFuture = F::Future;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.stub.push(self.uri, &self.args, self.opts).await })
+    fn into_future(self) -> F::Future {
+        self.send.send(self.opts)
     }
 }
 
-impl<S, A> fmt::Debug for PushCall<'_, S, A> {
+impl<F> fmt::Debug for PushCall<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PushCall")
             .field("uri", &self.uri)

@@ -49,7 +49,7 @@ mod call;
 mod naming;
 mod stub;
 
-pub use call::{PullCall, PushCall};
+pub use call::{Decoded, PullCall, PushCall, SendPull, SendPush};
 pub use naming::{Naming, UriTable, Uris};
 pub use stub::Stub;
 
