@@ -193,3 +193,53 @@ async fn a_controller_registered_in_a_group_is_nested() {
     })
     .await;
 }
+
+/// A controller with an explicit group uri and method uri, whose methods
+/// return errors other than `Status`.
+struct Files;
+
+#[jaunt::controller(uri = "/fs")]
+impl Files {
+    /// `/fs/cat`: an `io::Error` is converted (500, private cause).
+    #[jaunt(uri = "/cat")]
+    async fn read(&self, _ctx: &PullCtx, path: String) -> Result<String, std::io::Error> {
+        std::fs::read_to_string(path)
+    }
+
+    /// `/fs/len`: a boxed error.
+    async fn len(
+        &self,
+        _ctx: &PullCtx,
+        text: String,
+    ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(text.parse::<usize>()?)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_uris_are_explicit_and_errors_convert() {
+    within(async {
+        let mut router = Router::new();
+        router.controller(Files).unwrap();
+        assert_eq!(router.pull_uris(), ["/fs/cat", "/fs/len"]);
+        let (server, client, session) = serve(router).await;
+        let err = session.pull("/fs/cat", &"/no/such/file").await.unwrap_err();
+        assert_eq!(err.code(), jaunt::code::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            err.cause(),
+            Some("internal error"),
+            "the cause stays on the server"
+        );
+        let err = session.pull("/fs/len", &"x").await.unwrap_err();
+        assert_eq!(err.code(), jaunt::code::INTERNAL_SERVER_ERROR);
+        let n = session.pull("/fs/len", &"12").await.unwrap();
+        assert_eq!(n.decode::<usize>().unwrap(), 12);
+
+        let mut rpc = Router::with_mapper(UriMapper::Rpc);
+        rpc.controller(Files).unwrap();
+        assert_eq!(rpc.pull_uris(), ["Fs.Cat", "Fs.Len"]);
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
