@@ -98,7 +98,6 @@ fn styled(mapper: UriMapper, name: &str) -> String {
             .filter(|part| !part.is_empty())
             .map(|part| format!("/{}", crate::to_snake(part)))
             .collect(),
-        UriMapper::Rpc if !name.starts_with('/') => crate::to_camel(name),
         UriMapper::Rpc => name
             .split('/')
             .filter(|part| !part.is_empty())

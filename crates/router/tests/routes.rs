@@ -256,3 +256,74 @@ async fn handlers_may_return_any_error_that_converts_into_a_status() {
     let err = (push.handler())(Ctx(Bytes::new())).await.unwrap_err();
     assert_eq!(err.cause(), Some("disk on fire"));
 }
+
+/// Explicit uris are used as written in their own style and converted in the
+/// other; names are mapped.
+#[test]
+fn service_specs_name_routes_in_either_style() {
+    use jaunt_router::{MethodKind, MethodSpec, ServiceSpec};
+    static SPEC: ServiceSpec = ServiceSpec {
+        name: "KvStore",
+        uri: Some("/kv_v2"),
+        methods: &[
+            MethodSpec {
+                name: "put_all",
+                uri: None,
+                kind: MethodKind::Pull,
+            },
+            MethodSpec {
+                name: "get",
+                uri: Some("Fetch.One"),
+                kind: MethodKind::Push,
+            },
+        ],
+    };
+    assert_eq!(
+        SPEC.uri(UriMapper::Http, &SPEC.methods[0]),
+        "/kv_v2/put_all"
+    );
+    assert_eq!(SPEC.uri(UriMapper::Rpc, &SPEC.methods[0]), "KvV2.PutAll");
+    assert_eq!(
+        SPEC.uri(UriMapper::Http, &SPEC.methods[1]),
+        "/kv_v2/fetch/one"
+    );
+    assert_eq!(SPEC.uri(UriMapper::Rpc, &SPEC.methods[1]), "KvV2.Fetch.One");
+    static RPC: ServiceSpec = ServiceSpec {
+        name: "ignored",
+        uri: Some("Kv"),
+        methods: &[],
+    };
+    assert_eq!(RPC.prefix(UriMapper::Rpc), "Kv");
+    assert_eq!(RPC.prefix(UriMapper::Http), "/kv");
+}
+
+/// A hand-written controller with a push route.
+struct Notes;
+
+impl jaunt_router::Controller<Ctx, Ctx> for Notes {
+    const SPEC: &'static jaunt_router::ServiceSpec = &jaunt_router::ServiceSpec {
+        name: "Notes",
+        uri: None,
+        methods: &[jaunt_router::MethodSpec {
+            name: "add",
+            uri: Some("/append"),
+            kind: jaunt_router::MethodKind::Push,
+        }],
+    };
+
+    fn register(
+        self: std::sync::Arc<Self>,
+        routes: &mut jaunt_router::ControllerRoutes<'_, '_, Ctx, Ctx>,
+    ) -> Result<(), RouteError> {
+        routes.push(&Self::SPEC.methods[0], |_: Ctx, _: String| async {})
+    }
+}
+
+#[test]
+fn controllers_register_pushes_under_their_uris() {
+    let mut router = TestRouter::new();
+    router.service(Notes).unwrap();
+    assert_eq!(router.push_uris(), ["/notes/append"]);
+    assert!(router.pull_uris().is_empty());
+    assert!(router.service(Notes).is_err(), "registered twice");
+}
