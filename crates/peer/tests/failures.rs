@@ -210,10 +210,7 @@ async fn oversized_frame_closes_only_that_session() {
                 Ok::<_, Status>(text.len())
             })
             .unwrap();
-        let cfg = PeerConfig {
-            max_frame_len: 64 * 1024,
-            ..Default::default()
-        };
+        let cfg = PeerConfig::builder().max_frame_len(64 * 1024).build();
         let server = Peer::builder(routes).config(cfg.clone()).build().unwrap();
         let addr = server.listen("127.0.0.1:0").await.unwrap();
 
