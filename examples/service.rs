@@ -39,13 +39,13 @@ impl Kv for Store {
         WatcherClient::new(ctx.session()).changed(key).await // a typed push back
     }
     async fn slow(&self, _: &PullCtx, millis: u64) -> Result<(), Status> {
-        Ok(tokio::time::sleep(Duration::from_millis(millis)).await)
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        Ok(())
     }
 }
 
-struct Printer;
-
-impl Watcher for Printer {
+/// The client's watcher (it keeps no state).
+impl Watcher for () {
     async fn changed(&self, _: &PushCtx, key: String) {
         println!("client: the server pushed changed({key:?})");
     }
@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("server: {addr} serves {:?}", server.router().pull_uris());
 
     let mut client_router = Router::new();
-    client_router.service(WatcherServer::new(Printer))?;
+    client_router.service(WatcherServer::new(()))?;
     let client = Peer::new(client_router);
     let kv = KvClient::new(client.dial(&addr).await?);
 

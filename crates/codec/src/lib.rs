@@ -85,7 +85,7 @@ pub use json::JsonCodec;
 pub use plain::PlainCodec;
 #[cfg(feature = "protobuf")]
 pub use protobuf::ProtobufCodec;
-pub use registry::Registry;
+pub use registry::{CodecRef, Registry};
 #[cfg(feature = "xml")]
 pub use xml::XmlCodec;
 

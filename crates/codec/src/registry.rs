@@ -108,6 +108,34 @@ impl Registry {
             })
     }
 
+    /// The codec `codec` names: a [`CodecRef::Id`] by id; a
+    /// [`CodecRef::Name`] by name, or, when no codec has that name and it is
+    /// a single ASCII character, by that character as an id (`"j"` is the
+    /// JSON codec). Fails as [`get`](Self::get) and
+    /// [`get_by_name`](Self::get_by_name) do.
+    ///
+    /// ```
+    /// use jaunt_codec::{ids, CodecRef, Registry};
+    ///
+    /// let codecs = Registry::with_defaults();
+    /// assert_eq!(codecs.resolve(&CodecRef::from("json")).unwrap().id(), ids::JSON);
+    /// assert_eq!(codecs.resolve(&CodecRef::from(b'j')).unwrap().name(), "json");
+    /// assert_eq!(codecs.resolve(&"p".into()).unwrap().name(), "protobuf");
+    /// assert!(codecs.resolve(&"yaml".into()).is_err());
+    /// ```
+    pub fn resolve(&self, codec: &CodecRef) -> Result<&Arc<dyn Codec>, CodecError> {
+        match codec {
+            CodecRef::Id(id) => self.get(*id),
+            CodecRef::Name(name) => {
+                self.get_by_name(name)
+                    .or_else(|unknown| match name.as_bytes() {
+                        [id] if id.is_ascii() && self.contains(*id) => self.get(*id),
+                        _ => Err(unknown),
+                    })
+            }
+        }
+    }
+
     /// Whether a codec is registered under `id`.
     pub fn contains(&self, id: u8) -> bool {
         self.inner.index[usize::from(id)] != 0
@@ -186,6 +214,54 @@ impl Registry {
             return Ok(T::default());
         }
         self.decode(id, body)
+    }
+}
+
+/// A codec named by its id (`b'j'`) or by its name (`"json"`): what calls
+/// (`PullOptions::codec` in `jaunt-peer`) and configurations take, resolved
+/// against a [`Registry`] with [`Registry::resolve`].
+///
+/// ```
+/// use jaunt_codec::CodecRef;
+///
+/// assert_eq!(CodecRef::from(b'j'), CodecRef::Id(b'j'));
+/// assert_eq!(CodecRef::from("json"), CodecRef::Name("json".into()));
+/// assert_eq!(CodecRef::from(String::from("xml")).to_string(), "xml");
+/// assert_eq!(CodecRef::from(b'p').to_string(), "'p'");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CodecRef {
+    /// A codec id, as carried in the frame.
+    Id(u8),
+    /// A codec name, as in `PeerConfig::default_body_codec`.
+    Name(std::borrow::Cow<'static, str>),
+}
+
+impl From<u8> for CodecRef {
+    fn from(id: u8) -> Self {
+        Self::Id(id)
+    }
+}
+
+impl From<&'static str> for CodecRef {
+    fn from(name: &'static str) -> Self {
+        Self::Name(std::borrow::Cow::Borrowed(name))
+    }
+}
+
+impl From<String> for CodecRef {
+    fn from(name: String) -> Self {
+        Self::Name(std::borrow::Cow::Owned(name))
+    }
+}
+
+impl fmt::Display for CodecRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Id(id) if id.is_ascii_graphic() => write!(f, "'{}'", char::from(*id)),
+            Self::Id(id) => write!(f, "{id}"),
+            Self::Name(name) => f.write_str(name),
+        }
     }
 }
 

@@ -100,7 +100,7 @@ pub use jaunt_xfer as xfer;
 pub use async_trait::async_trait;
 /// The byte buffer of bodies (re-exported from the `bytes` crate).
 pub use bytes::Bytes;
-pub use jaunt_codec::{ids as codec_ids, Pb, RawBody};
+pub use jaunt_codec::{ids as codec_ids, CodecRef, Pb, RawBody};
 pub use jaunt_macros::{controller, service};
 #[cfg(feature = "restart")]
 pub use jaunt_peer::restart;

@@ -217,6 +217,13 @@ async fn rpc_names_and_groups_are_followed_by_client_and_server() {
         let kv = KvClient::with_naming(&session, Naming::http().under("/api/v1"));
         assert_eq!(kv.len().await, Ok(0));
         assert_eq!(kv.get("a".into()).uri(), "/api/v1/kv/get");
+        let call = format!("{:?}", kv.get("a".into()).timeout(Duration::from_secs(1)));
+        assert!(
+            call.contains("/api/v1/kv/get") && call.contains("1s"),
+            "{call}"
+        );
+        assert!(format!("{:?}", kv.remove("a".into())).contains("/api/v1/kv/forget"));
+        assert!(format!("{kv:?}").contains("/api/v1/kv/len"), "{kv:?}");
         client.close().await;
         server.close().await;
     })
@@ -267,8 +274,9 @@ async fn errors_convert_with_question_mark_and_deadlines_expire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_causes_are_shown_when_the_server_says_so() {
     within(async {
-        let mut config = jaunt::PeerConfig::default();
-        config.expose_internal_errors = true;
+        let config = jaunt::PeerConfig::builder()
+            .expose_internal_errors(true)
+            .build();
         let mut router = Router::new();
         router.service(KvServer::new(Store::default())).unwrap();
         let server = Peer::builder(router).config(config).build().unwrap();

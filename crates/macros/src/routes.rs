@@ -24,7 +24,7 @@ pub(crate) enum Output {
     Unit,
     /// `Result<T, E>`: `T` is the reply (`()` for pushes), `E` converts into
     /// `Status`. `ty` is the whole type, for error spans.
-    Result { ok: Type, ty: Type },
+    Result { ok: Box<Type>, ty: Box<Type> },
 }
 
 /// A checked route method.
@@ -399,8 +399,8 @@ fn check_output(sig: &Signature, kind: Kind, name: &Ident) -> syn::Result<Output
                 ));
             }
             Ok(Output::Result {
-                ok,
-                ty: (**ty).clone(),
+                ok: Box::new(ok),
+                ty: ty.clone(),
             })
         }
         (ReturnType::Type(_, ty), _) if is_result(ty) => Err(syn::Error::new_spanned(

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use jaunt_codec::{DecodeBody, Registry};
+use jaunt_codec::{CodecRef, DecodeBody, Registry};
 use jaunt_socket::{Meta, Packet, Status};
 use tokio::task::JoinHandle;
 
@@ -32,6 +32,11 @@ pub const CANCEL_SEQ_META: &str = "X-Cancel-Seq";
 
 /// Options of one pull or push.
 ///
+/// Codecs are named by id (`b'p'`) or by name (`"protobuf"`, as in
+/// `PeerConfig::default_body_codec`); a name is resolved against the peer's
+/// codecs when the call is made, and one the peer does not know fails the
+/// call with status 400.
+///
 /// ```
 /// use jaunt_peer::PullOptions;
 ///
@@ -40,13 +45,14 @@ pub const CANCEL_SEQ_META: &str = "X-Cancel-Seq";
 ///     .codec(b'p')
 ///     .xfer(b'g')
 ///     .accept_codec(b'j');
+/// let same = PullOptions::new().codec("protobuf").accept_codec("json");
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct PullOptions {
     pub(crate) meta: Meta,
-    pub(crate) codec: Option<u8>,
+    pub(crate) codec: Option<CodecRef>,
     pub(crate) xfer: Vec<u8>,
-    pub(crate) accept_codec: Option<u8>,
+    pub(crate) accept_codec: Option<CodecRef>,
     pub(crate) timeout: Option<Duration>,
 }
 
@@ -63,10 +69,11 @@ impl PullOptions {
         self
     }
 
-    /// Encodes the argument with the codec of this id.
+    /// Encodes the argument with this codec: an id (`b'j'`) or a name
+    /// (`"json"`).
     #[must_use]
-    pub fn codec(mut self, id: u8) -> Self {
-        self.codec = Some(id);
+    pub fn codec(mut self, codec: impl Into<CodecRef>) -> Self {
+        self.codec = Some(codec.into());
         self
     }
 
@@ -78,10 +85,12 @@ impl PullOptions {
         self
     }
 
-    /// Asks the other side to encode its reply with this codec.
+    /// Asks the other side to encode its reply with this codec: an id
+    /// (`b'j'`) or a name (`"json"`, resolved against this peer's codecs;
+    /// the other side is sent the id).
     #[must_use]
-    pub fn accept_codec(mut self, id: u8) -> Self {
-        self.accept_codec = Some(id);
+    pub fn accept_codec(mut self, codec: impl Into<CodecRef>) -> Self {
+        self.accept_codec = Some(codec.into());
         self
     }
 

@@ -1,13 +1,14 @@
-//! [`PeerConfig`]: everything a peer can be told, deserializable with serde.
+//! [`PeerConfig`]: everything a peer can be told, (de)serializable with
+//! serde, and the serde helpers for durations written like `"30s"`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Serialize};
 
 /// A peer's settings. Every field has a documented default, so a config file
 /// only names what it changes. Durations are written like `"30s"`, `"500ms"`
-/// or `"2m"`.
+/// or `"2m"` (see [`duration`]).
 ///
 /// ```
 /// use jaunt_peer::PeerConfig;
@@ -16,42 +17,67 @@ use serde::{Deserialize, Deserializer};
 /// assert_eq!(cfg.dial_timeout, std::time::Duration::from_secs(3));
 /// assert_eq!(cfg.default_body_codec, "json");
 /// ```
-#[derive(Debug, Clone, Deserialize)]
+///
+/// In code, build one with [`PeerConfig::builder`] (one setter per field;
+/// new fields may be added in minor releases, so the struct cannot be
+/// written as a literal outside this crate), and print the effective
+/// configuration by serializing it:
+///
+/// ```
+/// use std::time::Duration;
+/// use jaunt_peer::PeerConfig;
+///
+/// let cfg = PeerConfig::builder()
+///     .read_timeout(Duration::from_secs(60))
+///     .pull_timeout(None)
+///     .max_sessions(500)
+///     .default_body_codec("protobuf")
+///     .build();
+/// let printed = serde_json::to_string(&cfg).unwrap();
+/// assert!(printed.contains(r#""read_timeout":"1m""#), "{printed}");
+/// let back: PeerConfig = serde_json::from_str(&printed).unwrap();
+/// assert_eq!(back, cfg);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PeerConfig {
-    /// Name of the codec used for bodies when a call names none. Default `"json"`.
+    /// The codec used for bodies when a call names none, by name (`"json"`,
+    /// `"protobuf"`, `"plain"`, `"form"`, `"xml"`) or by its one-character
+    /// id (`"j"`), as [`PullOptions::codec`](crate::PullOptions::codec)
+    /// takes it. Default `"json"`.
     pub default_body_codec: String,
     /// Close a session that sends nothing for this long (an idle or
     /// half-open connection). Default 5 minutes: long enough for any
     /// heartbeat (the heartbeat plugin's `Ping` keeps an idle session alive),
     /// short enough that dead connections do not pile up. `None`: never.
-    #[serde(deserialize_with = "opt_duration")]
+    #[serde(with = "opt_duration")]
     pub read_timeout: Option<Duration>,
     /// Close an accepted session whose first whole frame has not arrived
     /// this long after the connection was accepted (connections that never
     /// speak, slowloris). Connect hooks that read (an auth handshake) wait
     /// at most this long too. Default 10s. `None`: only `read_timeout`.
-    #[serde(deserialize_with = "opt_duration")]
+    #[serde(with = "opt_duration")]
     pub first_frame_timeout: Option<Duration>,
     /// Close a session that started a frame and has not finished it this
     /// long after (a slow-body attack: one byte now and then). The clock
     /// starts again after the session had to wait for its byte budget.
     /// Default 30s, which takes a maximal 16 MiB frame at 4.5 Mbit/s.
     /// `None`: never.
-    #[serde(deserialize_with = "opt_duration")]
+    #[serde(with = "opt_duration")]
     pub frame_timeout: Option<Duration>,
     /// Fail (and close the session) when one write takes longer: a session
     /// whose other side stops reading is closed after this. Default 30s.
     /// `None`: never (a client that stops reading then holds its queue,
     /// its handlers and their bytes until it disconnects).
-    #[serde(deserialize_with = "opt_duration")]
+    #[serde(with = "opt_duration")]
     pub write_timeout: Option<Duration>,
     /// The time budget of a pull that names none (see
     /// `PullOptions::timeout`). Default: none.
-    #[serde(deserialize_with = "opt_duration")]
+    #[serde(with = "opt_duration")]
     pub pull_timeout: Option<Duration>,
     /// How long a dial may take. Default 10s.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub dial_timeout: Duration,
     /// The largest frame read or written, in bytes. Default 16 MiB.
     pub max_frame_len: usize,
@@ -100,10 +126,10 @@ pub struct PeerConfig {
     /// consumer). Default: wait up to `slow_consumer_wait`.
     pub slow_consumer: SlowConsumer,
     /// How long a push waits for room with [`SlowConsumer::Wait`]. Default 5s.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub slow_consumer_wait: Duration,
     /// Close a session this long after it started. Default: never.
-    #[serde(deserialize_with = "opt_duration")]
+    #[serde(with = "opt_duration")]
     pub max_session_age: Option<Duration>,
     /// Whether a session's pulls and pushes are handled concurrently (Go
     /// erpc) or one at a time in arrival order (Tao's worker model). Default
@@ -116,7 +142,7 @@ pub struct PeerConfig {
     /// serves TLS; with `ca`, `dial` speaks TLS. Default: none (plain).
     pub tls: Option<TlsFiles>,
     /// Calls slower than this are logged at WARN. Default: never.
-    #[serde(deserialize_with = "opt_duration")]
+    #[serde(with = "opt_duration")]
     pub slow_call_threshold: Option<Duration>,
     /// Log meta and body of every message (at DEBUG). Default false.
     pub print_detail: bool,
@@ -172,9 +198,13 @@ impl Default for PeerConfig {
 ///     r#"{"tls": {"cert": "server.pem", "key": "server.key", "ca": "ca.pem", "server_name": "localhost"}}"#,
 /// ).unwrap();
 /// assert!(cfg.tls.unwrap().ca.is_some());
+///
+/// let files = jaunt_peer::TlsFiles::builder().ca("ca.pem").server_name("localhost").build();
+/// assert_eq!(files.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
 /// ```
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TlsFiles {
     /// This peer's certificate chain: with `key`, listeners serve TLS (and,
     /// with `ca`, dials present it as a client certificate).
@@ -194,18 +224,31 @@ pub struct TlsFiles {
 ///
 /// The first attempt is immediate; then attempts wait `interval`, growing by
 /// `backoff` each time up to `max_interval`.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// ```
+/// use std::time::Duration;
+/// use jaunt_peer::{PeerConfig, RedialConfig};
+///
+/// let redial = RedialConfig::builder()
+///     .max_attempts(5)
+///     .interval(Duration::from_millis(50))
+///     .build();
+/// let cfg = PeerConfig::builder().redial(redial).build();
+/// assert_eq!(cfg.redial.unwrap().max_attempts, Some(5));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RedialConfig {
     /// Attempts before the session is closed; `None`: no limit. Default: none.
     pub max_attempts: Option<u32>,
     /// Wait after the first failed attempt. Default 200ms.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub interval: Duration,
     /// Each wait is the previous one times this (at least 1). Default 2.
     pub backoff: f64,
     /// The longest wait. Default 10s.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "duration")]
     pub max_interval: Duration,
 }
 
@@ -221,7 +264,7 @@ impl Default for RedialConfig {
 }
 
 /// What a push does when the session's write queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlowConsumer {
     /// Wait for room, up to `slow_consumer_wait`; then fail with 104.
@@ -233,7 +276,7 @@ pub enum SlowConsumer {
 }
 
 /// How a session runs the handlers of the other side's messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Handling {
     /// Every pull and push in its own task, concurrently.
@@ -243,13 +286,191 @@ pub enum Handling {
     InOrder,
 }
 
-fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(de)?;
-    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+/// Generates a builder: `$builder` wraps a default `$config`, with one
+/// setter per field named after it. Fields marked `as into` take anything
+/// that converts into their type (`&str` for a `String`, `Duration` or
+/// `None` for an `Option<Duration>`); `T as some` marks an `Option<T>` field
+/// whose setter takes anything that converts into `T` (`&str` for a path);
+/// the others take their type (so integer literals infer).
+macro_rules! builder {
+    (
+        $(#[$meta:meta])*
+        $builder:ident for $config:ident {
+            $( $field:ident: $ty:ty $(as $conv:ident)? ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default)]
+        #[must_use]
+        pub struct $builder {
+            config: $config,
+        }
+
+        impl $config {
+            #[doc = concat!("A builder starting from the default [`", stringify!($config), "`].")]
+            pub fn builder() -> $builder {
+                $builder::default()
+            }
+
+            #[doc = concat!("A builder starting from this [`", stringify!($config), "`] (to change a loaded configuration).")]
+            pub fn into_builder(self) -> $builder {
+                $builder { config: self }
+            }
+        }
+
+        impl From<$config> for $builder {
+            fn from(config: $config) -> Self {
+                Self { config }
+            }
+        }
+
+        impl $builder {
+            #[doc = concat!("The [`", stringify!($config), "`].")]
+            #[must_use]
+            pub fn build(self) -> $config {
+                self.config
+            }
+
+            $( builder!(@setter $config, $field, $ty $(, $conv)?); )*
+        }
+    };
+    (@setter $config:ident, $field:ident, $ty:ty, into) => {
+        #[doc = concat!("Sets [`", stringify!($config), "::", stringify!($field), "`].")]
+        pub fn $field(mut self, value: impl Into<$ty>) -> Self {
+            self.config.$field = value.into();
+            self
+        }
+    };
+    (@setter $config:ident, $field:ident, $ty:ty, some) => {
+        #[doc = concat!("Sets [`", stringify!($config), "::", stringify!($field), "`] to `Some(value)`.")]
+        pub fn $field(mut self, value: impl Into<$ty>) -> Self {
+            self.config.$field = Some(value.into());
+            self
+        }
+    };
+    (@setter $config:ident, $field:ident, $ty:ty) => {
+        #[doc = concat!("Sets [`", stringify!($config), "::", stringify!($field), "`].")]
+        pub fn $field(mut self, value: $ty) -> Self {
+            self.config.$field = value;
+            self
+        }
+    };
 }
 
-fn opt_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
-    Option::<String>::deserialize(de)?
-        .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
-        .transpose()
+builder! {
+    /// Builds a [`PeerConfig`]: `PeerConfig::builder().read_timeout(..).build()`.
+    /// Fields not set keep their defaults.
+    PeerConfigBuilder for PeerConfig {
+        default_body_codec: String as into,
+        read_timeout: Option<Duration> as into,
+        first_frame_timeout: Option<Duration> as into,
+        frame_timeout: Option<Duration> as into,
+        write_timeout: Option<Duration> as into,
+        pull_timeout: Option<Duration> as into,
+        dial_timeout: Duration,
+        max_frame_len: usize,
+        write_queue_len: usize,
+        max_sessions: Option<usize> as into,
+        max_handlers_per_session: usize,
+        max_handlers: usize,
+        max_session_memory: usize,
+        max_peer_memory: usize,
+        max_dropped_frames: u32,
+        inline_body_limit: usize,
+        listen_backlog: Option<u32> as into,
+        slow_consumer: SlowConsumer,
+        slow_consumer_wait: Duration,
+        max_session_age: Option<Duration> as into,
+        handling: Handling,
+        redial: Option<RedialConfig> as into,
+        tls: Option<TlsFiles> as into,
+        slow_call_threshold: Option<Duration> as into,
+        print_detail: bool,
+        count_time: bool,
+        expose_internal_errors: bool,
+    }
+}
+
+builder! {
+    /// Builds a [`TlsFiles`]: `TlsFiles::builder().ca("ca.pem").build()`.
+    TlsFilesBuilder for TlsFiles {
+        cert: PathBuf as some,
+        key: PathBuf as some,
+        client_ca: PathBuf as some,
+        ca: PathBuf as some,
+        server_name: String as some,
+    }
+}
+
+builder! {
+    /// Builds a [`RedialConfig`]: `RedialConfig::builder().max_attempts(3).build()`.
+    RedialConfigBuilder for RedialConfig {
+        max_attempts: Option<u32> as into,
+        interval: Duration,
+        backoff: f64,
+        max_interval: Duration,
+    }
+}
+
+/// Serde helpers for a [`Duration`] written as a human-readable string:
+/// `"30s"`, `"500ms"`, `"2m"`, `"1h 30m"` (parsed and printed with
+/// [`humantime`]; what is printed parses back to the same duration). For
+/// your own configuration structs, with `#[serde(with = ...)]`:
+///
+/// ```
+/// use std::time::Duration;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// struct AppConfig {
+///     #[serde(with = "jaunt_peer::config::duration")]
+///     poll_every: Duration,
+///     // `default` lets the field be left out (then `None`).
+///     #[serde(with = "jaunt_peer::config::opt_duration", default)]
+///     grace: Option<Duration>,
+/// }
+///
+/// let cfg: AppConfig = serde_json::from_str(r#"{"poll_every": "1m 30s"}"#).unwrap();
+/// assert_eq!(cfg, AppConfig { poll_every: Duration::from_secs(90), grace: None });
+/// assert_eq!(serde_json::to_string(&cfg).unwrap(), r#"{"poll_every":"1m 30s","grace":null}"#);
+/// ```
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `value` like `"1m 30s"`.
+    pub fn serialize<S: Serializer>(value: &Duration, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(&humantime::format_duration(*value))
+    }
+
+    /// Reads a duration like `"30s"`, `"500ms"` or `"1h 30m"`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(de)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde helpers for an `Option<Duration>` written as a human-readable
+/// string, or null for `None`; see [`duration`](mod@duration). Add
+/// `#[serde(default)]` too to let the field be left out.
+pub mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `Some(value)` like `"30s"`, `None` as null.
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, ser: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => ser.serialize_some(&humantime::format_duration(*value).to_string()),
+            None => ser.serialize_none(),
+        }
+    }
+
+    /// Reads a duration like `"30s"`, or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(de)?
+            .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }

@@ -168,7 +168,13 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
                     reply.body_codec = codec;
                     reply.body = body;
                 }
-                Err(e) => reply.status = Status::internal(format!("cannot encode the reply: {e}")),
+                // The caller chose the codec (or its body's): tell it why.
+                Err(e) => {
+                    reply.status = Status::standard(
+                        jaunt_socket::code::INTERNAL_SERVER_ERROR,
+                        format!("cannot encode the reply: {e}"),
+                    )
+                }
             }
         }
         Err(status) => reply.status = status,

@@ -49,7 +49,7 @@
 
 mod addr;
 mod call;
-mod config;
+pub mod config;
 mod context;
 mod data;
 mod dispatch;
@@ -76,7 +76,10 @@ pub use call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
     TIMEOUT_META,
 };
-pub use config::{Handling, PeerConfig, RedialConfig, SlowConsumer, TlsFiles};
+pub use config::{
+    Handling, PeerConfig, PeerConfigBuilder, RedialConfig, RedialConfigBuilder, SlowConsumer,
+    TlsFiles, TlsFilesBuilder,
+};
 pub use context::{PullCtx, PushCtx};
 pub use data::SessionData;
 pub use peer::{Peer, PeerBuilder, PeerError};

@@ -103,9 +103,10 @@ impl PeerBuilder {
     /// plugins a route sees share a name, or if a plugin's `post_reg` hook
     /// refuses a route.
     pub fn build(self) -> Result<Peer, PeerError> {
+        let named = jaunt_codec::CodecRef::from(self.config.default_body_codec.clone());
         let default_codec = self
             .codecs
-            .get_by_name(&self.config.default_body_codec)
+            .resolve(&named)
             .map_err(|_| PeerError::UnknownCodec(self.config.default_body_codec.clone()))?
             .id();
         self.build_with_codec(default_codec)

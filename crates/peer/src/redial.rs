@@ -38,24 +38,14 @@ impl Redial {
             Dialer::Plain => conn,
             #[cfg(feature = "tls")]
             Dialer::Tls { name, config } => {
-                let connector = tokio_rustls::TlsConnector::from(config.clone());
-                let failed = |e: std::io::Error| Status::dial_failed(format!("tls handshake: {e}"));
-                match conn {
-                    Conn::Tcp(tcp) => Conn::Other(Box::new(
-                        connector.connect(name.clone(), tcp).await.map_err(failed)?,
-                    )),
-                    Conn::Unix(unix) => Conn::Other(Box::new(
-                        connector
-                            .connect(name.clone(), unix)
-                            .await
-                            .map_err(failed)?,
-                    )),
-                    Conn::Other(_) => {
-                        return Err(Status::dial_failed(
-                            "tls over this connection is not supported",
-                        ))
-                    }
-                }
+                crate::tls::connect(
+                    config,
+                    name.clone(),
+                    conn,
+                    &self.addr,
+                    peer.config().dial_timeout,
+                )
+                .await?
             }
         };
         Ok((conn, local))

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use jaunt_codec::{EncodeBody, RawBody, Registry};
+use jaunt_codec::{CodecRef, EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketType, Proto, Status};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -573,7 +573,7 @@ impl Session {
         opts: PullOptions,
     ) -> Result<Reply, Status> {
         let timeout = self.pull_timeout(&opts);
-        let packet = self.build_raw(PacketType::Pull, uri, body, opts);
+        let packet = self.build_raw(PacketType::Pull, uri, body, opts)?;
         self.pull_packet(packet, timeout).await
     }
 
@@ -584,20 +584,44 @@ impl Session {
         body: RawBody,
         opts: PullOptions,
     ) -> Result<(), Status> {
-        let mut packet = self.build_raw(PacketType::Push, uri, body, opts);
+        let mut packet = self.build_raw(PacketType::Push, uri, body, opts)?;
         self.send_packet(&mut packet).await
     }
 
-    fn build_raw(&self, ptype: PacketType, uri: &str, body: RawBody, opts: PullOptions) -> Packet {
+    fn build_raw(
+        &self,
+        ptype: PacketType,
+        uri: &str,
+        body: RawBody,
+        opts: PullOptions,
+    ) -> Result<Packet, Status> {
+        let accept = self.accept_id(opts.accept_codec.as_ref())?;
         let mut packet = Packet::new(ptype, self.next_seq(), uri);
         packet.meta = opts.meta;
-        if let Some(accept) = opts.accept_codec {
+        if let Some(accept) = accept {
             packet.meta.set(ACCEPT_BODY_CODEC, accept.to_string());
         }
         packet.body_codec = body.codec;
         packet.body = body.bytes;
         packet.xfer = opts.xfer;
-        packet
+        Ok(packet)
+    }
+
+    /// The id of a codec a call names; an id is taken as it is (an unknown
+    /// one fails when encoding), a name must be one this peer knows.
+    fn codec_id(&self, codec: &CodecRef) -> Result<u8, Status> {
+        match codec {
+            CodecRef::Id(id) => Ok(*id),
+            named => self
+                .codecs()
+                .resolve(named)
+                .map(|codec| codec.id())
+                .map_err(|e| Status::bad_message(e.to_string())),
+        }
+    }
+
+    fn accept_id(&self, accept: Option<&CodecRef>) -> Result<Option<u8>, Status> {
+        accept.map(|codec| self.codec_id(codec)).transpose()
     }
 
     pub(crate) fn codecs(&self) -> &Arc<Registry> {
@@ -619,14 +643,18 @@ impl Session {
         args: &A,
         opts: PullOptions,
     ) -> Result<Packet, Status> {
-        let codec = opts.codec.unwrap_or(self.inner.peer.default_codec);
+        let codec = match &opts.codec {
+            Some(codec) => self.codec_id(codec)?,
+            None => self.inner.peer.default_codec,
+        };
+        let accept = self.accept_id(opts.accept_codec.as_ref())?;
         let body = self
             .codecs()
             .encode(codec, args)
             .map_err(|e| Status::bad_message(e.to_string()))?;
         let mut packet = Packet::new(ptype, self.next_seq(), uri);
         packet.meta = opts.meta;
-        if let Some(accept) = opts.accept_codec {
+        if let Some(accept) = accept {
             packet.meta.set(ACCEPT_BODY_CODEC, accept.to_string());
         }
         packet.body_codec = codec;

@@ -41,11 +41,10 @@ fn serve_in_child() {
         router
             .pull("/ping", |_: PullCtx| async { Ok::<_, Status>("pong") })
             .unwrap();
-        let config = PeerConfig {
+        let config = PeerConfig::builder()
             // The attack is 300 connections; the check one more.
-            max_sessions: Some(1000),
-            ..PeerConfig::default()
-        };
+            .max_sessions(1000)
+            .build();
         let server = Peer::builder(router).config(config).build().unwrap();
         let addr = server.listen("127.0.0.1:0").await.unwrap();
         println!("LISTENING {addr}");

@@ -181,10 +181,9 @@ async fn dropping_a_pull_cancels_it_on_the_callee() {
 async fn the_peer_default_pull_timeout_applies() {
     tokio::time::timeout(LIMIT, async {
         let srv = server().await;
-        let config = PeerConfig {
-            pull_timeout: Some(Duration::from_millis(150)),
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder()
+            .pull_timeout(Duration::from_millis(150))
+            .build();
         let client = Peer::builder(Router::new()).config(config).build().unwrap();
         let session = client.dial(&srv.addr).await.unwrap();
         let err = session.pull("/slow", &5_000u64).await.unwrap_err();

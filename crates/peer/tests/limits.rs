@@ -266,10 +266,7 @@ async fn pulls_during_the_drain_are_refused_with_102() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_sessions_closes_connections_over_the_limit() {
     within(async {
-        let config = PeerConfig {
-            max_sessions: Some(2),
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder().max_sessions(2).build();
         let (server, addr) = server_with(config, slow_router(Arc::default(), 0)).await;
         let client = Peer::new(Router::new());
         let s1 = client.dial(&addr).await.unwrap();
@@ -313,10 +310,7 @@ async fn max_sessions_closes_connections_over_the_limit() {
 async fn max_handlers_per_session_bounds_concurrency() {
     within(async {
         let gauge = Arc::new(Gauge::default());
-        let config = PeerConfig {
-            max_handlers_per_session: 2,
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder().max_handlers_per_session(2).build();
         let (server, addr) = server_with(config, slow_router(gauge.clone(), 50)).await;
         let client = Peer::new(Router::new());
         let session = client.dial(&addr).await.unwrap();
@@ -342,10 +336,7 @@ async fn max_handlers_per_session_bounds_concurrency() {
 async fn max_handlers_bounds_the_whole_peer() {
     within(async {
         let gauge = Arc::new(Gauge::default());
-        let config = PeerConfig {
-            max_handlers: 3,
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder().max_handlers(3).build();
         let (server, addr) = server_with(config, slow_router(gauge.clone(), 40)).await;
         let client = Peer::new(Router::new());
         let mut sessions = Vec::new();
@@ -410,10 +401,7 @@ async fn in_order_handling_keeps_arrival_order() {
                 Ok::<_, Status>(format!("asked {name}"))
             })
             .unwrap();
-        let in_order = PeerConfig {
-            handling: Handling::InOrder,
-            ..PeerConfig::default()
-        };
+        let in_order = PeerConfig::builder().handling(Handling::InOrder).build();
         let (server, addr) = server_with(in_order.clone(), router).await;
 
         let mut client_routes = Router::new();
@@ -453,12 +441,11 @@ async fn in_order_handling_keeps_arrival_order() {
 
 /// Which slow-consumer outcome a case expects.
 async fn slow_consumer_case(policy: SlowConsumer) {
-    let config = PeerConfig {
-        write_queue_len: 2,
-        slow_consumer: policy,
-        slow_consumer_wait: Duration::from_millis(200),
-        ..PeerConfig::default()
-    };
+    let config = PeerConfig::builder()
+        .write_queue_len(2)
+        .slow_consumer(policy)
+        .slow_consumer_wait(Duration::from_millis(200))
+        .build();
     let (server, addr) = server_with(config, slow_router(Arc::default(), 0)).await;
     let Addr::Tcp(sa) = addr else {
         unreachable!("listening on TCP")
@@ -562,10 +549,9 @@ async fn slow_consumer_wait_fails_after_the_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_session_age_closes_even_a_busy_session() {
     within(async {
-        let config = PeerConfig {
-            max_session_age: Some(Duration::from_millis(300)),
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder()
+            .max_session_age(Duration::from_millis(300))
+            .build();
         let (server, addr) = server_with(config, slow_router(Arc::default(), 0)).await;
         let client = Peer::new(Router::new());
         let began = Instant::now();
@@ -605,10 +591,9 @@ async fn max_session_age_closes_even_a_busy_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_timeout_closes_a_silent_session() {
     within(async {
-        let config = PeerConfig {
-            read_timeout: Some(Duration::from_millis(300)),
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder()
+            .read_timeout(Duration::from_millis(300))
+            .build();
         let (server, addr) = server_with(config, slow_router(Arc::default(), 0)).await;
         let client = Peer::new(Router::new());
         let began = Instant::now();

@@ -47,10 +47,7 @@ impl Plugin for DialLog {
 }
 
 fn client(redial: RedialConfig, log: DialLog) -> Peer {
-    let config = PeerConfig {
-        redial: Some(redial),
-        ..PeerConfig::default()
-    };
+    let config = PeerConfig::builder().redial(redial).build();
     Peer::builder(Router::new())
         .config(config)
         .plugin(log)
@@ -59,12 +56,12 @@ fn client(redial: RedialConfig, log: DialLog) -> Peer {
 }
 
 fn fast_redial() -> RedialConfig {
-    RedialConfig {
-        interval: Duration::from_millis(30),
-        backoff: 1.5,
-        max_interval: Duration::from_millis(200),
-        max_attempts: None,
-    }
+    RedialConfig::builder()
+        .interval(Duration::from_millis(30))
+        .backoff(1.5)
+        .max_interval(Duration::from_millis(200))
+        .max_attempts(None)
+        .build()
 }
 
 async fn wait_state(session: &Session, want: impl Fn(SessionState) -> bool) -> bool {
@@ -143,12 +140,12 @@ async fn outage_pulls_respect_their_deadline_and_redial_gives_up() {
     tokio::time::timeout(LIMIT, async {
         let server = Peer::new(server_router("only"));
         let addr = server.listen("127.0.0.1:0").await.unwrap();
-        let redial = RedialConfig {
-            max_attempts: Some(3),
-            interval: Duration::from_millis(100),
-            backoff: 1.0,
-            max_interval: Duration::from_millis(100),
-        };
+        let redial = RedialConfig::builder()
+            .max_attempts(3)
+            .interval(Duration::from_millis(100))
+            .backoff(1.0)
+            .max_interval(Duration::from_millis(100))
+            .build();
         let client = client(redial, DialLog::default());
         let session = client.dial(&addr).await.unwrap();
         server.close().await;

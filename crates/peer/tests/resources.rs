@@ -93,11 +93,10 @@ async fn a_newcomer_is_served_while_others_hold_the_handler_pool() {
     within(async {
         let gate = Arc::new(Notify::new());
         let held = Arc::new(AtomicUsize::new(0));
-        let config = PeerConfig {
-            max_handlers: 8,
-            max_handlers_per_session: 8,
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder()
+            .max_handlers(8)
+            .max_handlers_per_session(8)
+            .build();
         let (server, addr) = server_with(config, router(gate.clone(), held.clone())).await;
         let client = Peer::new(Router::new());
         let mut hogs = Vec::new();
@@ -158,11 +157,10 @@ async fn a_newcomer_is_served_while_others_hold_the_handler_pool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_bounded_in_bytes_and_closed_after_the_write_timeout() {
     within(async {
-        let config = PeerConfig {
-            max_session_memory: 2 * MIB,
-            write_timeout: Some(Duration::from_millis(1500)),
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder()
+            .max_session_memory(2 * MIB)
+            .write_timeout(Duration::from_millis(1500))
+            .build();
         assert!(
             PeerConfig::default().write_timeout.is_some(),
             "on by default"
@@ -230,10 +228,7 @@ async fn a_client_that_never_reads_is_bounded_in_bytes_and_closed_after_the_writ
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_bombs_count_at_their_inflated_size() {
     within(async {
-        let config = PeerConfig {
-            max_session_memory: 2 * MIB,
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder().max_session_memory(2 * MIB).build();
         let gate = Arc::new(Notify::new());
         let (server, addr) = server_with(config, router(gate.clone(), Arc::default())).await;
         let zeros = vec![0u8; 4 * MIB];
@@ -393,10 +388,7 @@ async fn dropped_frames_are_counted_rate_logged_and_too_many_in_a_row_close() {
     // other test of this binary drops frames.
     tracing::subscriber::set_global_default(subscriber).unwrap();
     within(async {
-        let config = PeerConfig {
-            max_dropped_frames: 0,
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder().max_dropped_frames(0).build();
         let (server, addr) = server_with(config, router(Arc::default(), Arc::default())).await;
         let mut conn = TcpStream::connect(addr).await.unwrap();
         let mut flood = BytesMut::new();
@@ -421,10 +413,7 @@ async fn dropped_frames_are_counted_rate_logged_and_too_many_in_a_row_close() {
         );
         server.close().await;
 
-        let config = PeerConfig {
-            max_dropped_frames: 5,
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder().max_dropped_frames(5).build();
         let (server, addr) = server_with(config, router(Arc::default(), Arc::default())).await;
         let mut conn = TcpStream::connect(addr).await.unwrap();
         for seq in 0..4 {
@@ -459,12 +448,11 @@ async fn silent_and_stalled_connections_are_closed_active_ones_stay() {
         let defaults = PeerConfig::default();
         assert!(defaults.first_frame_timeout.is_some() && defaults.frame_timeout.is_some());
         assert!(defaults.read_timeout.is_some() && defaults.max_sessions.is_some());
-        let config = PeerConfig {
-            first_frame_timeout: Some(Duration::from_millis(300)),
-            frame_timeout: Some(Duration::from_millis(300)),
-            read_timeout: Some(Duration::from_millis(600)),
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder()
+            .first_frame_timeout(Duration::from_millis(300))
+            .frame_timeout(Duration::from_millis(300))
+            .read_timeout(Duration::from_millis(600))
+            .build();
         let (server, addr) = server_with(config, router(Arc::default(), Arc::default())).await;
 
         let mut silent = TcpStream::connect(addr).await.unwrap();
@@ -529,10 +517,7 @@ async fn the_listen_backlog_takes_a_burst_of_connections() {
     assert_eq!(connected, burst, "backlog {somaxconn}");
     server.close().await;
 
-    let config = PeerConfig {
-        listen_backlog: Some(16),
-        ..PeerConfig::default()
-    };
+    let config = PeerConfig::builder().listen_backlog(16).build();
     let (server, addr) = server_with(config, Router::new()).await;
     let mut kept = Vec::new();
     let mut refused = false;
@@ -589,10 +574,7 @@ async fn a_large_body_is_decoded_off_the_reading_task() {
                 }
             })
             .unwrap();
-        let config = PeerConfig {
-            inline_body_limit: 1024,
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder().inline_body_limit(1024).build();
         let (server, addr) = server_with(config, router).await;
         let client = Peer::new(Router::new());
         let big = client.dial(addr).await.unwrap();

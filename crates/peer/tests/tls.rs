@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{tcp_server, wait_sessions, within};
+use jaunt_peer::tls::rustls;
 use jaunt_peer::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use jaunt_peer::tls::{
     client_config, client_config_from_pem, server_config, server_config_from_pem,
@@ -213,33 +214,18 @@ async fn mutual_tls() {
             ),
         ];
         for (what, config) in configs {
-            // With TLS 1.3 the client finishes its side of the handshake before
-            // the server checks the client's certificate, so `dial_tls` usually
-            // succeeds and the refusal shows up as the connection being closed:
-            // the first pull fails with 102. If the alert arrives during the
-            // dial, the dial itself fails with 105. Either is a refusal; what
-            // must not happen is an answered pull.
-            let outcome = client.dial_tls(&addr, "localhost", config).await;
-            match outcome {
-                Err(err) => {
-                    println!("mTLS with {what}: the dial failed: {err}");
-                    assert_eq!(err.code(), code::DIAL_FAILED);
-                }
-                Ok(refused) => {
-                    let pulled = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        refused.pull("/hello", &"nope"),
-                    )
-                    .await
-                    .expect("the refused session must not hang");
-                    let err =
-                        pulled.expect_err("a client without an accepted certificate was served");
-                    println!("mTLS with {what}: dial succeeded, the first pull failed: {err}");
-                    assert_eq!(err.code(), code::CONN_CLOSED);
-                    assert!(refused.is_closed());
-                }
-            }
+            // The server's verdict comes after the client's side of a TLS 1.3
+            // handshake: the dial waits for it and fails with the alert.
+            let err = client
+                .dial_tls(&addr, "localhost", config)
+                .await
+                .expect_err("a client without an accepted certificate dialed");
+            println!("mTLS with {what}: {err}");
+            assert_eq!(err.code(), code::DIAL_FAILED, "{what}: {err}");
+            let cause = err.cause().unwrap_or_default();
+            assert!(cause.contains("received fatal alert"), "{what}: {cause}");
         }
+        assert_eq!(client.session_count(), 1);
         // Only the authenticated session exists on the server.
         wait_sessions(&server, 1).await;
         let text: String = s.pull("/hello", &"still").await.unwrap().decode().unwrap();
@@ -415,6 +401,327 @@ async fn tls_from_the_peer_config() {
         ));
 
         plain.close().await;
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
+
+/// A mutual-TLS server and its CA, and a client CA it does not trust.
+struct Mtls {
+    ca: Ca,
+    server_leaf: Leaf,
+    client_leaf: Leaf,
+    stranger: Leaf,
+}
+
+impl Mtls {
+    fn new() -> Self {
+        let ca = Ca::new("Jaunt mTLS CA 1");
+        let stranger_ca = Ca::new("Jaunt mTLS CA 2");
+        Self {
+            server_leaf: ca.leaf(&["localhost"], ExtendedKeyUsagePurpose::ServerAuth),
+            client_leaf: ca.leaf(&["client-good"], ExtendedKeyUsagePurpose::ClientAuth),
+            stranger: stranger_ca.leaf(&["client-bad"], ExtendedKeyUsagePurpose::ClientAuth),
+            ca,
+        }
+    }
+
+    fn server(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        server_config(
+            self.server_leaf.chain(),
+            self.server_leaf.key(),
+            Some(vec![self.ca.der()]),
+        )
+        .unwrap()
+    }
+
+    /// A server that sends no TLS 1.3 session tickets.
+    fn server_without_tickets(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        let mut config = rustls::ServerConfig::clone(&self.server());
+        config.send_tls13_tickets = 0;
+        std::sync::Arc::new(config)
+    }
+
+    /// A server speaking TLS 1.2 only.
+    fn server_tls12(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.server_leaf.chain(), self.server_leaf.key())
+            .unwrap();
+        std::sync::Arc::new(config)
+    }
+
+    fn good(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        client_config(
+            vec![self.ca.der()],
+            Some((self.client_leaf.chain(), self.client_leaf.key())),
+        )
+        .unwrap()
+    }
+
+    fn other_ca_client(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        client_config(
+            vec![self.ca.der()],
+            Some((self.stranger.chain(), self.stranger.key())),
+        )
+        .unwrap()
+    }
+
+    fn without_cert(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        client_config(vec![self.ca.der()], None).unwrap()
+    }
+}
+
+/// A TLS 1.3 server requiring client certificates from CA 1 refuses a
+/// client whose certificate is from CA 2, and one without a certificate:
+/// `dial_tls` (and `dial` from a `PeerConfig`) fails with 105 naming the
+/// alert, and no session is left on either side. A good client dials and
+/// pulls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_refusal_fails_the_dial_with_the_alert() {
+    within(async {
+        let mtls = Mtls::new();
+        let (server, addr) = tls_server(mtls.server()).await;
+        let client = Peer::new(Router::new());
+
+        let err = client
+            .dial_tls(&addr, "localhost", mtls.other_ca_client())
+            .await
+            .expect_err("a certificate from another CA was accepted");
+        println!("a certificate from another CA: {err}");
+        assert_eq!(err.code(), code::DIAL_FAILED);
+        let cause = err.cause().unwrap();
+        assert!(
+            cause.contains("received fatal alert")
+                && (cause.contains("UnknownCA") || cause.contains("BadCertificate")),
+            "{cause}"
+        );
+
+        let err = client
+            .dial_tls(&addr, "localhost", mtls.without_cert())
+            .await
+            .expect_err("a client without a certificate was accepted");
+        println!("no certificate: {err}");
+        assert_eq!(err.code(), code::DIAL_FAILED);
+        assert!(
+            err.cause().unwrap().contains("CertificateRequired"),
+            "{err}"
+        );
+        assert_eq!(client.session_count(), 0);
+        wait_sessions(&server, 0).await;
+
+        let good = client
+            .dial_tls(&addr, "localhost", mtls.good())
+            .await
+            .unwrap();
+        let text: String = good.pull("/hello", &"ok").await.unwrap().decode().unwrap();
+        assert!(text.starts_with("hello ok via "), "{text}");
+        wait_sessions(&server, 1).await;
+
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
+
+/// The same through `PeerConfig::tls` and plain `dial`: a client whose
+/// certificate the server's CA did not sign fails to dial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_refusal_fails_a_configured_dial() {
+    within(async {
+        let mtls = Mtls::new();
+        let (server, addr) = tls_server(mtls.server()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("ca.pem"), mtls.ca.cert.pem()).unwrap();
+        std::fs::write(path("bad.pem"), mtls.stranger.cert.pem()).unwrap();
+        std::fs::write(path("bad.key"), mtls.stranger.key.serialize_pem()).unwrap();
+        let config: jaunt_peer::PeerConfig = serde_json::from_value(serde_json::json!({
+            "tls": {
+                "ca": path("ca.pem"), "cert": path("bad.pem"), "key": path("bad.key"),
+                "server_name": "localhost"
+            }
+        }))
+        .unwrap();
+        let client = Peer::builder(Router::new()).config(config).build().unwrap();
+        let err = client.dial(&addr).await.unwrap_err();
+        assert_eq!(err.code(), code::DIAL_FAILED);
+        assert!(
+            err.cause().unwrap().contains("received fatal alert"),
+            "{err}"
+        );
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
+
+/// Waiting for the server's verdict costs about a round trip, not a timer:
+/// ten good mutual-TLS dials take far less than one `CLIENT_AUTH_WAIT`
+/// each (the wait ends on the server's session ticket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_dials_are_not_slowed_by_the_verdict_wait() {
+    within(async {
+        let mtls = Mtls::new();
+        let (server, addr) = tls_server(mtls.server()).await;
+        let client = Peer::new(Router::new());
+        let config = mtls.good();
+        let dials = 10;
+        let start = std::time::Instant::now();
+        for _ in 0..dials {
+            let s = client
+                .dial_tls(&addr, "localhost", config.clone())
+                .await
+                .unwrap();
+            s.close();
+        }
+        let took = start.elapsed();
+        println!("{dials} mTLS dials took {took:?}");
+        assert!(
+            took < jaunt_peer::tls::CLIENT_AUTH_WAIT * dials / 3,
+            "{dials} dials took {took:?}: the wait did not end on the session ticket"
+        );
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
+
+/// A server that sends no session ticket: a good client is taken as
+/// accepted after at most `CLIENT_AUTH_WAIT` and pulls work; a refused one
+/// is refused by the alert within that wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_server_without_tickets() {
+    within(async {
+        let mtls = Mtls::new();
+        let (server, addr) = tls_server(mtls.server_without_tickets()).await;
+        let client = Peer::new(Router::new());
+        let start = std::time::Instant::now();
+        let s = client
+            .dial_tls(&addr, "localhost", mtls.good())
+            .await
+            .unwrap();
+        let took = start.elapsed();
+        assert!(
+            took < jaunt_peer::tls::CLIENT_AUTH_WAIT + Duration::from_secs(2),
+            "{took:?}"
+        );
+        let text: String = s.pull("/hello", &"t").await.unwrap().decode().unwrap();
+        assert!(text.starts_with("hello t via "), "{text}");
+
+        let err = client
+            .dial_tls(&addr, "localhost", mtls.without_cert())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code::DIAL_FAILED);
+        assert!(
+            err.cause().unwrap().contains("CertificateRequired"),
+            "{err}"
+        );
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
+
+struct Welcome;
+
+#[async_trait::async_trait]
+impl jaunt_peer::RoutePlugin for Welcome {
+    fn name(&self) -> &str {
+        "welcome"
+    }
+}
+
+#[async_trait::async_trait]
+impl jaunt_peer::Plugin for Welcome {
+    async fn post_accept(&self, session: &jaunt_peer::Session) -> Result<(), Status> {
+        session.push("/welcome", &"first words").await
+    }
+}
+
+/// A server that speaks first (a push as soon as the connection is up) and
+/// sends no ticket: its message ends the dial's wait and is not lost — the
+/// client's push route gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_data_read_while_waiting_is_kept() {
+    within(async {
+        let mtls = Mtls::new();
+        let server = Peer::builder(hello_routes())
+            .plugin(Welcome)
+            .build()
+            .unwrap();
+        let addr = server
+            .listen_tls("127.0.0.1:0", mtls.server_without_tickets())
+            .await
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let mut routes = Router::new();
+        routes
+            .push("/welcome", move |_: jaunt_peer::PushCtx, text: String| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(text).await;
+                }
+            })
+            .unwrap();
+        let client = Peer::new(routes);
+        let start = std::time::Instant::now();
+        let s = client
+            .dial_tls(&addr, "localhost", mtls.good())
+            .await
+            .unwrap();
+        let took = start.elapsed();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the server's first push was lost");
+        assert_eq!(got.as_deref(), Some("first words"));
+        assert!(
+            took < jaunt_peer::tls::CLIENT_AUTH_WAIT,
+            "the dial took {took:?}: the server's data did not end the wait"
+        );
+        let text: String = s.pull("/hello", &"after").await.unwrap().decode().unwrap();
+        assert!(text.starts_with("hello after via "), "{text}");
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
+
+/// TLS 1.2: the handshake itself carries the server's verdict; a refused
+/// client fails to dial, a good one dials and pulls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_over_tls12() {
+    within(async {
+        let mtls = Mtls::new();
+        let (server, addr) = tls_server(mtls.server_tls12()).await;
+        let client = Peer::new(Router::new());
+        for config in [mtls.other_ca_client(), mtls.without_cert()] {
+            let err = client
+                .dial_tls(&addr, "localhost", config)
+                .await
+                .unwrap_err();
+            println!("TLS 1.2 refusal: {err}");
+            assert_eq!(err.code(), code::DIAL_FAILED);
+        }
+        let s = client
+            .dial_tls(&addr, "localhost", mtls.good())
+            .await
+            .unwrap();
+        let text: String = s.pull("/hello", &"12").await.unwrap().decode().unwrap();
+        assert!(text.starts_with("hello 12 via "), "{text}");
         client.close().await;
         server.close().await;
     })

@@ -693,10 +693,7 @@ async fn bad_input_over_the_wire_catalogue() {
             })
             .unwrap();
         let server = Peer::builder(routes)
-            .config(PeerConfig {
-                max_frame_len: LIMIT,
-                ..Default::default()
-            })
+            .config(PeerConfig::builder().max_frame_len(LIMIT).build())
             .build()
             .unwrap();
         let addr = server.listen("127.0.0.1:0").await.unwrap();

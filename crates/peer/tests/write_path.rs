@@ -109,10 +109,7 @@ async fn large_and_small_frames_from_many_tasks_over_unix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_and_small_frames_with_a_one_frame_queue() {
     within(async {
-        let config = PeerConfig {
-            write_queue_len: 1,
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder().write_queue_len(1).build();
         let server = Peer::builder(echo_router())
             .config(config.clone())
             .build()

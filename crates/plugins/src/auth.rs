@@ -80,6 +80,8 @@ use bytes::Bytes;
 use jaunt::codec_ids;
 use jaunt::{Packet, PacketType, Plugin, RoutePlugin, Session, Status};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// The body of a successful AUTH_REPLY: the JSON string `"ok"`, as Go
 /// erpc's checker sends it.
@@ -246,10 +248,20 @@ impl Checker {
 
     /// Accepts exactly these credentials (a shared token, say), rejecting
     /// anything else with the reason `invalid credentials`.
+    ///
+    /// The comparison takes the same time whatever the given credentials
+    /// have in common with the expected ones, so a client cannot guess a
+    /// token byte by byte from how fast it is refused: both sides are
+    /// reduced to the SHA-256 digest of their canonical JSON (object keys
+    /// sorted), and the two 32-byte digests are compared in constant time
+    /// ([`subtle::ConstantTimeEq`]). Hashing the given credentials takes
+    /// time in proportion to *their* length, which the client knows
+    /// already; nothing about the expected credentials, not even their
+    /// length, shows in the timing.
     pub fn expect(credentials: impl Into<Value>) -> Self {
-        let expected: Value = credentials.into();
+        let expected = credentials_digest(&credentials.into());
         Self::new(move |_, given| {
-            if given == expected {
+            if bool::from(credentials_digest(&given).ct_eq(&expected)) {
                 Ok(())
             } else {
                 Err("invalid credentials".to_owned())
@@ -340,6 +352,28 @@ impl Plugin for Checker {
     async fn post_accept(&self, session: &Session) -> Result<(), Status> {
         self.handshake(session).await
     }
+}
+
+/// The SHA-256 digest of `value`'s canonical JSON: equal values (object
+/// keys in any order) give equal digests, whatever serde_json's features.
+fn credentials_digest(value: &Value) -> [u8; 32] {
+    fn canonical(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(key, value)| (key.clone(), canonical(value)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+            other => other.clone(),
+        }
+    }
+    Sha256::digest(canonical(value).to_string().as_bytes()).into()
 }
 
 /// The body of an auth message as a JSON value: empty is `null`; any codec

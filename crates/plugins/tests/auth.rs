@@ -372,3 +372,66 @@ async fn a_bearer_against_a_server_without_auth_fails_the_dial() {
     .await
     .expect("test timed out");
 }
+
+/// `Checker::expect` (which compares digests in constant time) accepts the
+/// exact token and refuses a wrong one of the same length, shorter and
+/// longer ones, and another type; structured credentials match whatever
+/// the order of their keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_accepts_only_the_exact_credentials() {
+    timeout(LIMIT, async {
+        let ran = Arc::new(AtomicBool::new(false));
+        let (server, addr) = server(Checker::expect("s3cret-token"), ran.clone()).await;
+        let dial = |credentials: Value| {
+            let addr = addr.clone();
+            async move {
+                let client = Peer::builder(Router::new())
+                    .plugin(Bearer::new(credentials))
+                    .build()
+                    .unwrap();
+                let outcome = client.dial(&addr).await.map(|_| ());
+                client.close().await;
+                outcome
+            }
+        };
+        dial(json!("s3cret-token")).await.unwrap();
+        for wrong in [
+            json!("s3cret-tokeN"), // same length, last byte differs
+            json!("x3cret-token"), // same length, first byte differs
+            json!("s3cret-toke"),  // a prefix
+            json!("s3cret-token!"),
+            json!(""),
+            json!(["s3cret-token"]),
+        ] {
+            let err = dial(wrong.clone()).await.unwrap_err();
+            assert_eq!(err.code(), code::DIAL_FAILED, "{wrong}: {err}");
+            let cause = err.cause().unwrap();
+            assert!(cause.contains("invalid credentials"), "{wrong}: {cause}");
+        }
+        server.close().await;
+
+        let (server, addr) = server_with(Checker::expect(json!({"user": "ann", "key": 7}))).await;
+        let client = Peer::builder(Router::new())
+            .plugin(Bearer::new(json!({"key": 7, "user": "ann"})))
+            .build()
+            .unwrap();
+        client.dial(&addr).await.unwrap();
+        let stranger = Peer::builder(Router::new())
+            .plugin(Bearer::new(json!({"key": 8, "user": "ann"})))
+            .build()
+            .unwrap();
+        assert_eq!(
+            stranger.dial(&addr).await.unwrap_err().code(),
+            code::DIAL_FAILED
+        );
+        stranger.close().await;
+        client.close().await;
+        server.close().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+async fn server_with(checker: Checker) -> (Peer, jaunt::Addr) {
+    server(checker, Arc::new(AtomicBool::new(false))).await
+}

@@ -311,11 +311,10 @@ async fn heartbeats_keep_a_session_past_the_servers_idle_timeout() {
     timeout(LIMIT, async {
         let mut routes = Router::new();
         heartbeat::routes(&mut routes).unwrap();
-        let config = jaunt::PeerConfig {
-            read_timeout: Some(Duration::from_millis(1500)),
-            first_frame_timeout: Some(Duration::from_millis(1500)),
-            ..jaunt::PeerConfig::default()
-        };
+        let config = jaunt::PeerConfig::builder()
+            .read_timeout(Duration::from_millis(1500))
+            .first_frame_timeout(Duration::from_millis(1500))
+            .build();
         let server = Peer::builder(routes)
             .config(config)
             .plugin(Pong::new())

@@ -64,30 +64,26 @@ where
 macro_rules! call_options {
     () => {
         /// Adds a meta entry.
-        #[must_use]
         pub fn meta(mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
             self.opts = self.opts.meta(key, value);
             self
         }
 
         /// Encodes the argument with this codec instead of the peer's
-        /// default.
-        #[must_use]
-        pub fn codec(mut self, id: u8) -> Self {
+        /// default: an id (`b'j'`) or a name (`"json"`), as in `PeerConfig`.
+        pub fn codec(mut self, id: impl Into<jaunt_codec::CodecRef>) -> Self {
             self.opts = self.opts.codec(id);
             self
         }
 
         /// Sends the message through this transfer filter (call again to
         /// chain them).
-        #[must_use]
         pub fn xfer(mut self, id: u8) -> Self {
             self.opts = self.opts.xfer(id);
             self
         }
 
         /// Replaces all the options at once.
-        #[must_use]
         pub fn options(mut self, opts: PullOptions) -> Self {
             self.opts = opts;
             self
@@ -141,15 +137,14 @@ impl<'a, F: SendPull, R> PullCall<'a, F, R> {
 
     /// Gives the pull a time budget: past it the call ends with status 408
     /// and the callee is told to stop.
-    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.opts = self.opts.timeout(timeout);
         self
     }
 
-    /// Asks the callee to encode its reply with this codec.
-    #[must_use]
-    pub fn accept_codec(mut self, id: u8) -> Self {
+    /// Asks the callee to encode its reply with this codec (an id or a
+    /// name).
+    pub fn accept_codec(mut self, id: impl Into<jaunt_codec::CodecRef>) -> Self {
         self.opts = self.opts.accept_codec(id);
         self
     }

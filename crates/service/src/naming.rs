@@ -146,3 +146,42 @@ impl UriTable {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jaunt_router::{MethodKind, MethodSpec};
+
+    static SPEC: ServiceSpec = ServiceSpec {
+        name: "Kv",
+        uri: None,
+        methods: &[
+            MethodSpec {
+                name: "get",
+                uri: None,
+                kind: MethodKind::Pull,
+            },
+            MethodSpec {
+                name: "forget",
+                uri: Some("/drop"),
+                kind: MethodKind::Push,
+            },
+        ],
+    };
+    static TABLE: UriTable = UriTable::new(&SPEC);
+
+    #[test]
+    fn tables_list_every_uri_in_order() {
+        assert_eq!(Naming::rpc().mapper(), UriMapper::Rpc);
+        assert_eq!(Naming::http().mapper(), UriMapper::Http);
+        let http = TABLE.uris(&Naming::http());
+        assert_eq!(http.iter().collect::<Vec<_>>(), ["/kv/get", "/kv/drop"]);
+        assert_eq!(format!("{http:?}"), r#"["/kv/get", "/kv/drop"]"#);
+        let rpc = TABLE.uris(&Naming::rpc());
+        assert_eq!(rpc.iter().collect::<Vec<_>>(), ["Kv.Get", "Kv.Drop"]);
+        let nested = TABLE.uris(&Naming::rpc().under("Api"));
+        assert_eq!(nested.get(1), "Api.Kv.Drop");
+        // The same table is shared, not rebuilt.
+        assert!(Arc::ptr_eq(&http.0, &TABLE.uris(&Naming::default()).0));
+    }
+}
