@@ -69,6 +69,7 @@ mod spare;
 mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod turns;
 mod writer;
 
 pub use addr::{Addr, AddrParseError, ToAddr};
