@@ -48,6 +48,7 @@
 #![forbid(unsafe_code)]
 
 mod addr;
+mod broadcast;
 mod call;
 mod config;
 mod context;
@@ -73,6 +74,7 @@ mod turns;
 mod writer;
 
 pub use addr::{Addr, AddrParseError, ToAddr};
+pub use broadcast::BroadcastReport;
 pub use call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
     TIMEOUT_META,

@@ -18,6 +18,7 @@ use jaunt_codec::{EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketType, Proto, Status};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::broadcast::Delivery;
 use crate::limits::SessionLimits;
 use crate::seq_map::SeqMap;
 use crate::signal::Signal;
@@ -945,6 +946,94 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// One session's copy of a broadcast (the body encoded once by the
+    /// caller): the write hooks run, then the frame is queued if there is
+    /// room, and otherwise the slow-consumer policy decides, without waiting
+    /// here (see [`BroadcastReport`](crate::BroadcastReport)).
+    pub(crate) async fn broadcast_one(&self, uri: &str, codec: u8, body: &Bytes) -> Delivery {
+        if self.is_closed() {
+            return Delivery::Closed;
+        }
+        let body = RawBody::new(codec, body.clone());
+        let mut packet = self.build_raw(PacketType::Push, uri, body, PullOptions::default());
+        for plugin in self.inner.peer.plugins.iter() {
+            if let Err(status) = plugin.pre_write_push(self, &mut packet).await {
+                tracing::debug!(id = %self.id(), plugin = plugin.name(), %status, "a plugin refused a broadcast push");
+                return Delivery::Dropped;
+            }
+        }
+        let Ok(frame) = self.encode(&packet) else {
+            return match self.is_closed() {
+                true => Delivery::Closed,
+                false => Delivery::Dropped,
+            };
+        };
+        let config = &self.inner.peer.config;
+        // Under Wait a push may finish in the background: the later ones
+        // queue behind it.
+        let turn = (config.slow_consumer == SlowConsumer::Wait).then(|| self.inner.turns.take());
+        let frame = match (turn.as_ref().is_none_or(|t| t.is_first()), self.link_now()) {
+            (true, Some(link)) => match link.try_send(frame) {
+                Ok(()) => {
+                    drop(turn);
+                    self.post_write_push(&packet).await;
+                    return Delivery::Sent;
+                }
+                Err(mpsc::error::TrySendError::Full(frame)) => frame,
+                Err(mpsc::error::TrySendError::Closed(frame)) => frame,
+            },
+            _ => frame,
+        };
+        let live = self.is_connected();
+        if self.is_closed() || (!live && self.inner.redial.is_none()) {
+            return Delivery::Closed;
+        }
+        match config.slow_consumer {
+            SlowConsumer::Wait => {
+                let session = self.clone();
+                let wait = config.slow_consumer_wait;
+                let deadline = tokio::time::Instant::now() + wait;
+                tokio::spawn(async move {
+                    let send = async {
+                        if let Some(mut turn) = turn {
+                            turn.wait().await;
+                            session.live_link().await?.send(frame).await?;
+                            turn.done();
+                        }
+                        Ok::<_, Status>(())
+                    };
+                    match tokio::time::timeout_at(deadline, send).await {
+                        Ok(Ok(())) => session.post_write_push(&packet).await,
+                        Ok(Err(status)) => {
+                            tracing::debug!(id = %session.id(), %status, "broadcast push not sent");
+                        }
+                        Err(_) => {
+                            tracing::debug!(id = %session.id(), ?wait, "broadcast push dropped: no room within slow_consumer_wait");
+                        }
+                    }
+                });
+                Delivery::Waiting
+            }
+            SlowConsumer::Drop => Delivery::Dropped,
+            // Redialing: there is no queue to be slow on.
+            SlowConsumer::Close if !live => Delivery::Dropped,
+            SlowConsumer::Close => {
+                tracing::warn!(id = %self.id(), "slow consumer: closing the session");
+                self.close();
+                Delivery::Closed
+            }
+        }
+    }
+
+    /// Runs the plugins' `post_write_push` hooks (an error is only logged).
+    async fn post_write_push(&self, packet: &Packet) {
+        for plugin in self.inner.peer.plugins.iter() {
+            if let Err(status) = plugin.post_write_push(self, packet).await {
+                tracing::warn!(plugin = plugin.name(), %status, "post-write hook failed");
+            }
+        }
     }
 
     /// How many of this side's pulls are waiting for their reply.
