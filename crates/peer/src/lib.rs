@@ -68,6 +68,7 @@ mod session;
 mod signal;
 mod spare;
 mod stats;
+mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod turns;
@@ -88,6 +89,7 @@ pub use plugin::{Plugin, PluginGroups, RouteKind, RoutePlugin};
 pub use restart::Inherited;
 pub use session::{Session, SessionState};
 pub use stats::{PeerStats, SessionStats};
+pub use timer::{TimerHandle, MIN_TIMER_PERIOD};
 
 /// The router with this crate's contexts: handlers are
 /// `async fn(PullCtx, T) -> Result<R, Status>` and `async fn(PushCtx, T)`.

@@ -284,6 +284,11 @@ impl PeerShared {
         self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Cancelled when the peer is closed.
+    pub(crate) fn closed_token(&self) -> &CancellationToken {
+        &self.closed
+    }
+
     /// Whether [`Peer::close`] was called.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
@@ -381,7 +386,6 @@ impl Peer {
         Self { shared }
     }
 
-    #[cfg_attr(not(feature = "restart"), allow(dead_code))]
     pub(crate) fn shared(&self) -> &Arc<PeerShared> {
         &self.shared
     }

@@ -504,6 +504,11 @@ impl Session {
         tracing::debug!(id = %self.id(), dialed = self.inner.dialed, "session closed");
     }
 
+    /// Fires when the session closes for good (not when a redial starts).
+    pub(crate) fn closing(&self) -> crate::signal::Fired<'_> {
+        self.inner.closed.cancelled()
+    }
+
     /// Waits until the session is closed for good, its connection shut down
     /// and its `post_disconnect` hooks run. (So a `post_disconnect` hook must
     /// not wait for its own session's `closed`.)
