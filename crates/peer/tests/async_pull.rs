@@ -277,3 +277,71 @@ async fn a_detached_pull_runs_to_its_end() {
     })
     .await;
 }
+
+/// A plugin that makes every redial take 200 ms.
+struct SlowRedial;
+
+#[async_trait]
+impl RoutePlugin for SlowRedial {
+    fn name(&self) -> &str {
+        "slow-redial"
+    }
+}
+
+#[async_trait]
+impl Plugin for SlowRedial {
+    async fn pre_dial(&self, _: &jaunt_peer::Addr, is_redial: bool) -> Result<(), Status> {
+        if is_redial {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(())
+    }
+}
+
+/// Async pulls started while the session redials wait for the new
+/// connection and then reach it in call order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_pulls_keep_call_order_through_a_redial() {
+    within(async {
+        let (server, addr, seen) = recording_server().await;
+        let config = PeerConfig {
+            redial: Some(jaunt_peer::RedialConfig {
+                interval: Duration::from_millis(100),
+                ..jaunt_peer::RedialConfig::default()
+            }),
+            ..PeerConfig::default()
+        };
+        let client = Peer::builder(Router::new())
+            .config(config)
+            .plugin(SlowRedial)
+            .build()
+            .unwrap();
+        let session = client.dial(&addr).await.unwrap();
+        common::wait_sessions(&server, 1).await;
+        let mut state = session.watch_state();
+        server.sessions().pop().unwrap().close();
+        state
+            .wait_for(|s| *s == jaunt_peer::SessionState::Reconnecting)
+            .await
+            .unwrap();
+        let handles = tokio::spawn({
+            let session = session.clone();
+            async move {
+                (0..N)
+                    .map(|n| session.async_pull("/record", &(n, "p"), PullOptions::new()))
+                    .collect::<Vec<_>>()
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(session.pending_pulls(), N as usize);
+        assert_eq!(session.state(), jaunt_peer::SessionState::Reconnecting);
+        for (n, handle) in (0..N).zip(handles) {
+            assert_eq!(handle.await.unwrap().decode::<u64>().unwrap(), n);
+        }
+        assert_eq!(*seen.lock().unwrap(), (0..N).collect::<Vec<_>>());
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
