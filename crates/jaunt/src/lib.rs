@@ -107,9 +107,9 @@ pub use jaunt_peer::restart;
 #[cfg(feature = "tls")]
 pub use jaunt_peer::tls;
 pub use jaunt_peer::{
-    Addr, Group, Peer, PeerBuilder, PeerConfig, PeerError, PeerStats, Plugin, PluginGroups,
-    PullCtx, PullDone, PullHandle, PullOptions, PushCtx, Reply, RouteKind, RoutePlugin, Router,
-    Session, SessionStats,
+    Addr, BroadcastReport, Group, Peer, PeerBuilder, PeerConfig, PeerError, PeerStats, Plugin,
+    PluginGroups, PullCtx, PullDone, PullHandle, PullOptions, PushCtx, Reply, RouteKind,
+    RoutePlugin, Router, Session, SessionStats,
 };
 pub use jaunt_socket::{code, Meta, Packet, PacketType, RawProto, Status};
 

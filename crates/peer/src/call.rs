@@ -156,15 +156,69 @@ impl Reply {
 
 /// A pull started with [`Session::async_pull`](crate::Session::async_pull):
 /// await it for the result.
+///
+/// Dropping the handle cancels the pull, as dropping a
+/// [`pull`](crate::Session::pull) future does: its pending entry is removed
+/// and, if it went out, the other side is told to stop its handler (the
+/// push [`CANCEL_URI`]). [`detach`](Self::detach) lets the pull run to its
+/// end with its result discarded.
+///
+/// ```
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// use jaunt_peer::{Peer, PullCtx, PullOptions, Router};
+/// use jaunt_socket::Status;
+///
+/// let mut router = Router::new();
+/// router.pull("/echo", |_: PullCtx, s: String| async move { Ok::<_, Status>(s) }).unwrap();
+/// let server = Peer::new(router);
+/// let addr = server.listen("127.0.0.1:0").await.unwrap();
+/// let client = Peer::new(Router::new());
+/// let session = client.dial(&addr).await.unwrap();
+///
+/// let handle = session.async_pull("/echo", &"hi", PullOptions::new());
+/// assert_eq!(handle.await.unwrap().decode::<String>().unwrap(), "hi");
+/// // Fire and forget: runs to its end, nobody waits for the reply.
+/// session.async_pull("/echo", &"later", PullOptions::new()).detach();
+///
+/// client.close().await;
+/// server.close().await;
+/// # });
+/// ```
 #[derive(Debug)]
+#[must_use = "dropping a PullHandle cancels the pull; call .detach() to let it run"]
 pub struct PullHandle {
-    pub(crate) task: JoinHandle<Result<Reply, Status>>,
+    /// `None` once detached.
+    task: Option<JoinHandle<Result<Reply, Status>>>,
 }
 
 impl PullHandle {
-    /// Abandons the pull.
+    pub(crate) fn new(task: JoinHandle<Result<Reply, Status>>) -> Self {
+        Self { task: Some(task) }
+    }
+
+    /// Abandons the pull (as dropping the handle does); awaiting the handle
+    /// afterwards gives an error status.
     pub fn abort(&self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+
+    /// Lets the pull run to its end without waiting for it: its reply (or
+    /// error) is discarded, and the other side is not told to stop.
+    pub fn detach(mut self) {
+        // Dropping a JoinHandle detaches its task.
+        drop(self.task.take());
+    }
+}
+
+impl Drop for PullHandle {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            // Dropping the pull's future removes its pending entry and sends
+            // the cancel (see `PendingGuard`); a finished task is unaffected.
+            task.abort();
+        }
     }
 }
 
@@ -172,8 +226,14 @@ impl Future for PullHandle {
     type Output = Result<Reply, Status>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.task).poll(cx).map(|joined| {
-            joined.unwrap_or_else(|e| Err(Status::unknown_error(format!("pull task ended: {e}"))))
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(Err(Status::invalid_operation("the pull was detached")));
+        };
+        Pin::new(task).poll(cx).map(|joined| {
+            joined.unwrap_or_else(|e| match e.is_cancelled() {
+                true => Err(Status::invalid_operation("the pull was aborted")),
+                false => Err(Status::unknown_error(format!("pull task ended: {e}"))),
+            })
         })
     }
 }

@@ -48,6 +48,7 @@
 #![forbid(unsafe_code)]
 
 mod addr;
+mod broadcast;
 mod call;
 pub mod config;
 mod context;
@@ -67,11 +68,14 @@ mod session;
 mod signal;
 mod spare;
 mod stats;
+mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod turns;
 mod writer;
 
 pub use addr::{Addr, AddrParseError, ToAddr};
+pub use broadcast::BroadcastReport;
 pub use call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
     TIMEOUT_META,
@@ -88,6 +92,7 @@ pub use plugin::{Plugin, PluginGroups, RouteKind, RoutePlugin};
 pub use restart::Inherited;
 pub use session::{Session, SessionState};
 pub use stats::{PeerStats, SessionStats};
+pub use timer::{TimerHandle, MIN_TIMER_PERIOD};
 
 /// The router with this crate's contexts: handlers are
 /// `async fn(PullCtx, T) -> Result<R, Status>` and `async fn(PushCtx, T)`.

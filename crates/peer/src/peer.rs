@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jaunt_codec::{EncodeBody, RawBody, Registry};
+use jaunt_codec::{EncodeBody, Registry};
 use jaunt_socket::{Packet, Proto, ProtoConfig, RawProto, Status};
 use jaunt_xfer::XferRegistry;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -22,7 +22,9 @@ use crate::plugin::{route_chain, Plugin, RouteChain, RouteKind, RoutePlugin};
 use crate::reader::ReadHalf;
 use crate::redial::{Dialer, Redial};
 use crate::writer::{Direct, Socket, WriteHalf};
-use crate::{Addr, AddrParseError, PeerConfig, PeerStats, PullOptions, Router, Session, ToAddr};
+use crate::{
+    Addr, AddrParseError, BroadcastReport, PeerConfig, PeerStats, Router, Session, ToAddr,
+};
 
 /// Why a peer could not be built or could not listen.
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +285,11 @@ impl PeerShared {
         self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Cancelled when the peer is closed.
+    pub(crate) fn closed_token(&self) -> &CancellationToken {
+        &self.closed
+    }
+
     /// Whether [`Peer::close`] was called.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
@@ -380,7 +387,6 @@ impl Peer {
         Self { shared }
     }
 
-    #[cfg_attr(not(feature = "restart"), allow(dead_code))]
     pub(crate) fn shared(&self) -> &Arc<PeerShared> {
         &self.shared
     }
@@ -784,13 +790,48 @@ impl Peer {
         stats
     }
 
-    /// Pushes `args` to `uri` on every live session (the body is encoded
-    /// once). Returns how many sessions it was queued on.
+    /// Pushes `args` to `uri` on every live session, without waiting for
+    /// any of them: the body is encoded once, each session's push is queued
+    /// if its write queue has room, and otherwise the slow-consumer policy
+    /// (`PeerConfig::slow_consumer`) applies to that session alone — `Wait`
+    /// lets the push wait for room in the background (at most
+    /// `slow_consumer_wait`), `Drop` drops it, `Close` closes the session.
+    /// The plugins' `pre_write_push` and `post_write_push` hooks run for
+    /// each session. Fails only if the body cannot be encoded.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use jaunt_peer::{Peer, PushCtx, Router};
+    ///
+    /// let server = Peer::new(Router::new());
+    /// let addr = server.listen("127.0.0.1:0").await.unwrap();
+    /// let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    /// let mut routes = Router::new();
+    /// routes
+    ///     .push("/news", move |_: PushCtx, text: String| {
+    ///         let tx = tx.clone();
+    ///         async move { tx.send(text).await.ok(); }
+    ///     })
+    ///     .unwrap();
+    /// let client = Peer::new(routes);
+    /// let _session = client.dial(&addr).await.unwrap();
+    /// while server.session_count() < 1 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    ///
+    /// let report = server.broadcast_push("/news", &"hello").await.unwrap();
+    /// assert_eq!((report.sent, report.sessions()), (1, 1));
+    /// assert_eq!(rx.recv().await.unwrap(), "hello");
+    ///
+    /// client.close().await;
+    /// server.close().await;
+    /// # });
+    /// ```
     pub async fn broadcast_push<A: EncodeBody>(
         &self,
         uri: &str,
         args: &A,
-    ) -> Result<usize, Status> {
+    ) -> Result<BroadcastReport, Status> {
         let codec = self.shared.default_codec;
         let body = self
             .shared
@@ -798,15 +839,22 @@ impl Peer {
             .encode(codec, args)
             .map_err(|e| Status::bad_message(e.to_string()))?;
         let sessions = self.sessions();
-        let sends = sessions.iter().map(|s| {
-            s.push_raw(
-                uri,
-                RawBody::new(codec, body.clone()),
-                PullOptions::default(),
-            )
-        });
-        let results = futures_util::future::join_all(sends).await;
-        Ok(results.iter().filter(|r| r.is_ok()).count())
+        let mut report = BroadcastReport::default();
+        if self.shared.plugins.is_empty() {
+            // Nothing to await: each session's step finishes at once.
+            for session in &sessions {
+                report.count(session.broadcast_one(uri, codec, &body).await);
+            }
+        } else {
+            // Hooks may wait: the sessions' hooks run side by side.
+            let sends = sessions
+                .iter()
+                .map(|session| session.broadcast_one(uri, codec, &body));
+            for delivery in futures_util::future::join_all(sends).await {
+                report.count(delivery);
+            }
+        }
+        Ok(report)
     }
 
     /// Stops listening and closes every session, waiting until their

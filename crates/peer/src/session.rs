@@ -6,7 +6,9 @@
 //! one is lost, its pending pulls end with 102 and the session dials again
 //! (`redial.rs`), keeping its id and data.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::borrow::Borrow;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,10 +18,12 @@ use jaunt_codec::{CodecRef, EncodeBody, RawBody, Registry};
 use jaunt_socket::{Packet, PacketType, Proto, Status};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::broadcast::Delivery;
 use crate::limits::SessionLimits;
 use crate::seq_map::SeqMap;
 use crate::signal::Signal;
 use crate::spare;
+use crate::turns::Turns;
 
 use crate::call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
@@ -65,6 +69,11 @@ pub(crate) struct SessionInner {
     generations: AtomicU64,
     /// Closed for good.
     closed: Signal,
+    /// The close's last steps ran (they run once, however the close came).
+    close_finished: AtomicBool,
+    /// The order of the sends that finish on a task (`async_pull`,
+    /// broadcasts waiting for room): see `turns.rs`.
+    turns: Arc<Turns>,
     data: SessionData,
 }
 
@@ -158,6 +167,8 @@ impl Session {
                 next_seq: AtomicI32::new(1),
                 generations: AtomicU64::new(0),
                 closed: Signal::new(),
+                close_finished: AtomicBool::new(false),
+                turns: Arc::default(),
                 data: SessionData::default(),
             }),
         };
@@ -479,13 +490,23 @@ impl Session {
     /// The close after the closed signal fired: the connection goes down,
     /// pending pulls end, the session leaves the hub.
     fn finish_close(&self) {
+        // Both a local close and the end of the read loop come here; the
+        // second finds the work done (and must not log the close again).
+        if self.inner.close_finished.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.link().down.cancel();
         self.pending().clear();
         self.inner.peer.hub.remove(self);
         self.inner.limits.leave();
         // Last, so that whoever watches the state sees a finished close.
         self.inner.state.send_replace(SessionState::Closed);
-        tracing::debug!(id = %self.id(), "session closed");
+        tracing::debug!(id = %self.id(), dialed = self.inner.dialed, "session closed");
+    }
+
+    /// Fires when the session closes for good (not when a redial starts).
+    pub(crate) fn closing(&self) -> crate::signal::Fired<'_> {
+        self.inner.closed.cancelled()
     }
 
     /// Waits until the session is closed for good, its connection shut down
@@ -516,17 +537,52 @@ impl Session {
     }
 
     /// Starts a pull and returns at once; await the handle for the reply.
+    ///
+    /// The pull is pending when this returns ([`pending_pulls`](Self::pending_pulls)
+    /// counts it), and pulls started one after the other with `async_pull`
+    /// and [`async_pull_to`](Self::async_pull_to) reach the wire in the order
+    /// they were started, even when the write queue is full, the session is
+    /// redialing, or plugins' write hooks take their time. When nothing is
+    /// ahead of it, the pull is queued for writing before this returns.
+    ///
+    /// Dropping the handle cancels the pull as dropping a
+    /// [`pull`](Self::pull) future does (the other side is told to stop its
+    /// handler); [`PullHandle::detach`] lets it run to the end instead.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// use jaunt_peer::{Peer, PullCtx, PullOptions, Router};
+    /// use jaunt_socket::Status;
+    ///
+    /// let mut router = Router::new();
+    /// router.pull("/double", |_: PullCtx, n: i64| async move { Ok::<_, Status>(n * 2) }).unwrap();
+    /// let server = Peer::new(router);
+    /// let addr = server.listen("127.0.0.1:0").await.unwrap();
+    /// let client = Peer::new(Router::new());
+    /// let session = client.dial(&addr).await.unwrap();
+    ///
+    /// let first = session.async_pull("/double", &1, PullOptions::new());
+    /// let second = session.async_pull("/double", &2, PullOptions::new());
+    /// assert!(session.pending_pulls() <= 2); // counted at once (replies may be in already)
+    /// assert_eq!(first.await.unwrap().decode::<i64>().unwrap(), 2);
+    /// assert_eq!(second.await.unwrap().decode::<i64>().unwrap(), 4);
+    ///
+    /// client.close().await;
+    /// server.close().await;
+    /// # });
+    /// ```
     pub fn async_pull<A: EncodeBody>(&self, uri: &str, args: &A, opts: PullOptions) -> PullHandle {
         let timeout = self.pull_timeout(&opts);
-        let built = self.build(PacketType::Pull, uri, args, opts);
-        let session = self.clone();
-        PullHandle {
-            task: tokio::spawn(async move { session.pull_packet(built?, timeout).await }),
-        }
+        let task = match self.build(PacketType::Pull, uri, args, opts) {
+            Ok(packet) => tokio::spawn(self.start_pull(packet, timeout)),
+            Err(status) => tokio::spawn(async move { Err(status) }),
+        };
+        PullHandle::new(task)
     }
 
     /// Starts a pull and returns at once; its outcome is sent into `done`
-    /// (teleport's AsyncPull with a done channel).
+    /// (teleport's AsyncPull with a done channel). Pending and ordered as
+    /// with [`async_pull`](Self::async_pull); it always runs to its end.
     pub fn async_pull_to<A: EncodeBody>(
         &self,
         uri: &str,
@@ -535,17 +591,112 @@ impl Session {
         done: mpsc::Sender<PullDone>,
     ) {
         let timeout = self.pull_timeout(&opts);
-        let built = self.build(PacketType::Pull, uri, args, opts);
-        let session = self.clone();
+        let pull = self
+            .build(PacketType::Pull, uri, args, opts)
+            .map(|packet| self.start_pull(packet, timeout));
         let uri = uri.to_owned();
         tokio::spawn(async move {
-            let result = match built {
-                Ok(packet) => session.pull_packet(packet, timeout).await,
+            let result = match pull {
+                Ok(pull) => pull.await,
                 Err(status) => Err(status),
             };
             // The caller may have dropped its receiver: nothing to deliver to.
             let _ = done.send(PullDone { uri, result }).await;
         });
+    }
+
+    /// The synchronous start of an async pull: its pending entry, its turn
+    /// in the session's line of background sends and, when nothing is ahead
+    /// and no hooks need to run, its frame queued. The future sends it (if
+    /// that is still to do) in its turn and waits for the reply.
+    fn start_pull(
+        &self,
+        mut packet: Packet,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<Reply, Status>> + Send + 'static {
+        let start = Instant::now();
+        let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
+        let seq = packet.seq;
+        if let Some(timeout) = timeout {
+            packet
+                .meta
+                .set(TIMEOUT_META, timeout.as_millis().to_string());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending().insert(seq, tx);
+        let mut guard = PendingGuard {
+            session: self.clone(),
+            seq,
+            sent: false,
+            replied: false,
+        };
+        let mut turn = Some(self.inner.turns.take());
+        let closed = self.is_closed();
+        // The fast path: nobody ahead, no hooks, room in the queue.
+        let mut frame = None;
+        let plugins = &self.inner.peer.plugins;
+        if !closed && plugins.is_empty() && turn.as_ref().is_some_and(|t| t.is_first()) {
+            if let Ok(encoded) = self.encode(&packet) {
+                let left = match self.link_now() {
+                    Some(link) => match link.try_send(encoded) {
+                        Ok(()) => None,
+                        Err(
+                            mpsc::error::TrySendError::Full(encoded)
+                            | mpsc::error::TrySendError::Closed(encoded),
+                        ) => Some(encoded),
+                    },
+                    None => Some(encoded),
+                };
+                match left {
+                    None => {
+                        guard.sent = true;
+                        if let Some(turn) = turn.take() {
+                            turn.done();
+                        }
+                    }
+                    Some(encoded) => frame = Some(encoded),
+                }
+            }
+        }
+        let session = self.clone();
+        async move {
+            let mut guard = guard;
+            if closed {
+                return Err(Status::conn_closed("session is closed"));
+            }
+            let exchange = async {
+                if let Some(mut turn) = turn.take() {
+                    turn.wait().await;
+                    match frame.take() {
+                        // Encoded on the fast path already; no hooks to run.
+                        Some(frame) => session.live_link().await?.send(frame).await?,
+                        None => session.send_packet(&mut packet).await?,
+                    }
+                    turn.done();
+                    guard.sent = true;
+                }
+                if !session.inner.peer.config.print_detail {
+                    packet.body = Bytes::new();
+                }
+                let reply = rx
+                    .await
+                    .map_err(|_| Status::conn_closed("connection lost before the reply"))?;
+                guard.replied = true;
+                Ok(reply)
+            };
+            let reply = match (deadline, timeout) {
+                (Some(deadline), Some(timeout)) => tokio::time::timeout_at(deadline, exchange)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Status::handle_timeout(format!(
+                            "no reply within {} ms",
+                            timeout.as_millis()
+                        )))
+                    }),
+                _ => exchange.await,
+            };
+            session.finish_pull(&packet, reply, start.elapsed())
+        }
     }
 
     /// Sends a one-way message. Returns once the frame is queued for writing.
@@ -722,17 +873,27 @@ impl Session {
                 }),
             None => exchange.await,
         };
-        let cost = start.elapsed();
+        self.finish_pull(&packet, reply, start.elapsed())
+    }
+
+    /// A pull's end: logged, and its reply made a [`Reply`] (or its error
+    /// status the `Err`).
+    fn finish_pull(
+        &self,
+        packet: &Packet,
+        reply: Result<Box<Packet>, Status>,
+        cost: Duration,
+    ) -> Result<Reply, Status> {
         let reply = match reply {
             Ok(reply) => reply,
             Err(status) => {
-                self.inner.peer.log_call("pull", &packet, &status, cost);
+                self.inner.peer.log_call("pull", packet, &status, cost);
                 return Err(status);
             }
         };
         self.inner
             .peer
-            .log_call("pull", &packet, &reply.status, cost);
+            .log_call("pull", packet, &reply.status, cost);
         if !reply.status.is_ok() {
             return Err(reply.status);
         }
@@ -818,6 +979,94 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// One session's copy of a broadcast (the body encoded once by the
+    /// caller): the write hooks run, then the frame is queued if there is
+    /// room, and otherwise the slow-consumer policy decides, without waiting
+    /// here (see [`BroadcastReport`](crate::BroadcastReport)).
+    pub(crate) async fn broadcast_one(&self, uri: &str, codec: u8, body: &Bytes) -> Delivery {
+        if self.is_closed() {
+            return Delivery::Closed;
+        }
+        let body = RawBody::new(codec, body.clone());
+        let mut packet = self.build_raw(PacketType::Push, uri, body, PullOptions::default());
+        for plugin in self.inner.peer.plugins.iter() {
+            if let Err(status) = plugin.pre_write_push(self, &mut packet).await {
+                tracing::debug!(id = %self.id(), plugin = plugin.name(), %status, "a plugin refused a broadcast push");
+                return Delivery::Dropped;
+            }
+        }
+        let Ok(frame) = self.encode(&packet) else {
+            return match self.is_closed() {
+                true => Delivery::Closed,
+                false => Delivery::Dropped,
+            };
+        };
+        let config = &self.inner.peer.config;
+        // Under Wait a push may finish in the background: the later ones
+        // queue behind it.
+        let turn = (config.slow_consumer == SlowConsumer::Wait).then(|| self.inner.turns.take());
+        let frame = match (turn.as_ref().is_none_or(|t| t.is_first()), self.link_now()) {
+            (true, Some(link)) => match link.try_send(frame) {
+                Ok(()) => {
+                    drop(turn);
+                    self.post_write_push(&packet).await;
+                    return Delivery::Sent;
+                }
+                Err(mpsc::error::TrySendError::Full(frame)) => frame,
+                Err(mpsc::error::TrySendError::Closed(frame)) => frame,
+            },
+            _ => frame,
+        };
+        let live = self.is_connected();
+        if self.is_closed() || (!live && self.inner.redial.is_none()) {
+            return Delivery::Closed;
+        }
+        match config.slow_consumer {
+            SlowConsumer::Wait => {
+                let session = self.clone();
+                let wait = config.slow_consumer_wait;
+                let deadline = tokio::time::Instant::now() + wait;
+                tokio::spawn(async move {
+                    let send = async {
+                        if let Some(mut turn) = turn {
+                            turn.wait().await;
+                            session.live_link().await?.send(frame).await?;
+                            turn.done();
+                        }
+                        Ok::<_, Status>(())
+                    };
+                    match tokio::time::timeout_at(deadline, send).await {
+                        Ok(Ok(())) => session.post_write_push(&packet).await,
+                        Ok(Err(status)) => {
+                            tracing::debug!(id = %session.id(), %status, "broadcast push not sent");
+                        }
+                        Err(_) => {
+                            tracing::debug!(id = %session.id(), ?wait, "broadcast push dropped: no room within slow_consumer_wait");
+                        }
+                    }
+                });
+                Delivery::Waiting
+            }
+            SlowConsumer::Drop => Delivery::Dropped,
+            // Redialing: there is no queue to be slow on.
+            SlowConsumer::Close if !live => Delivery::Dropped,
+            SlowConsumer::Close => {
+                tracing::warn!(id = %self.id(), "slow consumer: closing the session");
+                self.close();
+                Delivery::Closed
+            }
+        }
+    }
+
+    /// Runs the plugins' `post_write_push` hooks (an error is only logged).
+    async fn post_write_push(&self, packet: &Packet) {
+        for plugin in self.inner.peer.plugins.iter() {
+            if let Err(status) = plugin.post_write_push(self, packet).await {
+                tracing::warn!(plugin = plugin.name(), %status, "post-write hook failed");
+            }
+        }
     }
 
     /// How many of this side's pulls are waiting for their reply.
@@ -987,9 +1236,10 @@ impl Session {
 
 /// Removes a pull's pending entry however the pull ends (reply, error, or the
 /// caller dropping the future), so no memory is kept for replies that never
-/// come.
-struct PendingGuard<'a> {
-    session: &'a Session,
+/// come. `S` is `&Session` for a pull awaited in place, `Session` for one
+/// running on a task (`async_pull`).
+struct PendingGuard<S: Borrow<Session>> {
+    session: S,
     seq: i32,
     /// Whether the pull went out (so the other side may be working on it).
     sent: bool,
@@ -997,15 +1247,16 @@ struct PendingGuard<'a> {
     replied: bool,
 }
 
-impl Drop for PendingGuard<'_> {
+impl<S: Borrow<Session>> Drop for PendingGuard<S> {
     fn drop(&mut self) {
         if self.replied {
             return;
         }
-        let unanswered = self.session.pending().remove(&self.seq).is_some();
-        if unanswered && self.sent && !self.session.is_closed() {
+        let session: &Session = self.session.borrow();
+        let unanswered = session.pending().remove(&self.seq).is_some();
+        if unanswered && self.sent && !session.is_closed() {
             // Abandoned (dropped or timed out): let the callee stop working.
-            self.session.send_cancel(self.seq);
+            session.send_cancel(self.seq);
         }
     }
 }

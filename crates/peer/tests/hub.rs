@@ -58,8 +58,8 @@ async fn hub_counts_finds_renames_broadcasts_and_closes() {
         assert!(server.get_session("no such id").is_none());
 
         // broadcast_push reaches every client exactly once.
-        let queued = server.broadcast_push("/news", &"extra!").await.unwrap();
-        assert_eq!(queued, N);
+        let report = server.broadcast_push("/news", &"extra!").await.unwrap();
+        assert_eq!((report.sent, report.sessions()), (N, N));
         let mut got = HashSet::new();
         for _ in 0..N {
             let (via, text) = rx.recv().await.unwrap();
@@ -113,7 +113,11 @@ async fn hub_counts_finds_renames_broadcasts_and_closes() {
 
         // A broadcast now reaches the N - 1 live sessions.
         assert_eq!(
-            server.broadcast_push("/news", &"second").await.unwrap(),
+            server
+                .broadcast_push("/news", &"second")
+                .await
+                .unwrap()
+                .sent,
             N - 1
         );
         for _ in 0..N - 1 {
