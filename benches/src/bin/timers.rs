@@ -99,12 +99,11 @@ fn main() -> ExitCode {
 fn run(opts: &Opts) -> Result<(), String> {
     let rt = load::runtime(opts.threads);
     // Sessions that never speak must not be closed for it.
-    let config = PeerConfig {
-        first_frame_timeout: None,
-        read_timeout: None,
-        max_sessions: None,
-        ..PeerConfig::default()
-    };
+    let config = PeerConfig::builder()
+        .first_frame_timeout(None)
+        .read_timeout(None)
+        .max_sessions(None)
+        .build();
     let build = || {
         Peer::builder(Router::new())
             .config(config.clone())

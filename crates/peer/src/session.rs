@@ -990,7 +990,11 @@ impl Session {
             return Delivery::Closed;
         }
         let body = RawBody::new(codec, body.clone());
-        let mut packet = self.build_raw(PacketType::Push, uri, body, PullOptions::default());
+        // Default options name no codec: building cannot fail.
+        let Ok(mut packet) = self.build_raw(PacketType::Push, uri, body, PullOptions::default())
+        else {
+            return Delivery::Dropped;
+        };
         for plugin in self.inner.peer.plugins.iter() {
             if let Err(status) = plugin.pre_write_push(self, &mut packet).await {
                 tracing::debug!(id = %self.id(), plugin = plugin.name(), %status, "a plugin refused a broadcast push");

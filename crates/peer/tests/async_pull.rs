@@ -34,10 +34,7 @@ async fn recording_server() -> (Peer, jaunt_peer::Addr, Arc<Mutex<Vec<u64>>>) {
             }
         })
         .unwrap();
-    let config = PeerConfig {
-        handling: Handling::InOrder,
-        ..PeerConfig::default()
-    };
+    let config = PeerConfig::builder().handling(Handling::InOrder).build();
     let server = Peer::builder(routes).config(config).build().unwrap();
     let addr = server.listen("127.0.0.1:0").await.unwrap();
     (server, addr, seen)
@@ -87,10 +84,7 @@ async fn pulls_arrive_in_call_order_from_a_task(client: Peer) {
 }
 
 fn small_queue() -> PeerConfig {
-    PeerConfig {
-        write_queue_len: 2,
-        ..PeerConfig::default()
-    }
+    PeerConfig::builder().write_queue_len(2).build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,13 +298,13 @@ impl Plugin for SlowRedial {
 async fn async_pulls_keep_call_order_through_a_redial() {
     within(async {
         let (server, addr, seen) = recording_server().await;
-        let config = PeerConfig {
-            redial: Some(jaunt_peer::RedialConfig {
-                interval: Duration::from_millis(100),
-                ..jaunt_peer::RedialConfig::default()
-            }),
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder()
+            .redial(
+                jaunt_peer::RedialConfig::builder()
+                    .interval(Duration::from_millis(100))
+                    .build(),
+            )
+            .build();
         let client = Peer::builder(Router::new())
             .config(config)
             .plugin(SlowRedial)

@@ -18,14 +18,13 @@ const SLOW_CONSUMER_WAIT: Duration = Duration::from_secs(10);
 const PROMPT: Duration = Duration::from_millis(500);
 
 async fn broadcast_with_a_slow_consumer(policy: SlowConsumer) {
-    let config = PeerConfig {
-        write_queue_len: 2,
-        slow_consumer: policy,
-        slow_consumer_wait: SLOW_CONSUMER_WAIT,
+    let config = PeerConfig::builder()
+        .write_queue_len(2)
+        .slow_consumer(policy)
+        .slow_consumer_wait(SLOW_CONSUMER_WAIT)
         // The stuck client never sends a frame either.
-        first_frame_timeout: None,
-        ..PeerConfig::default()
-    };
+        .first_frame_timeout(None)
+        .build();
     let server = Peer::builder(Router::new()).config(config).build().unwrap();
     let addr = server.listen("127.0.0.1:0").await.unwrap();
     let Addr::Tcp(sa) = addr else {

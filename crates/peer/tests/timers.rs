@@ -157,13 +157,13 @@ async fn session_timers_stop_when_the_other_side_closes() {
 async fn session_timers_go_on_through_a_redial() {
     within(async {
         let (server, addr) = tcp_server(Router::new()).await;
-        let config = PeerConfig {
-            redial: Some(RedialConfig {
-                interval: Duration::from_millis(20),
-                ..RedialConfig::default()
-            }),
-            ..PeerConfig::default()
-        };
+        let config = PeerConfig::builder()
+            .redial(
+                RedialConfig::builder()
+                    .interval(Duration::from_millis(20))
+                    .build(),
+            )
+            .build();
         let client = Peer::builder(Router::new()).config(config).build().unwrap();
         let session = client.dial(&addr).await.unwrap();
         wait_sessions(&server, 1).await;
