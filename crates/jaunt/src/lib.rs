@@ -6,6 +6,7 @@
 //! | layer | crate | what it holds |
 //! |---|---|---|
 //! | peer | [`peer`] | [`Peer`], [`Session`], [`PullCtx`], [`PushCtx`], TLS |
+//! | service | [`service`] | typed clients: the [`Stub`](service::Stub) seam, typed calls (`#[jaunt::service]`) |
 //! | router | [`router`] | [`Router`] (uri → handler), groups, fallbacks |
 //! | codec | [`codec`] | body codecs (JSON, protobuf, plain, form, XML) |
 //! | socket | [`socket`] | [`Packet`], [`Status`], [`Meta`], framings ([`RawProto`]) |
@@ -109,7 +110,7 @@ pub use jaunt_peer::tls;
 pub use jaunt_peer::{
     Addr, BroadcastReport, Group, Peer, PeerBuilder, PeerConfig, PeerError, PeerStats, Plugin,
     PluginGroups, PullCtx, PullDone, PullHandle, PullOptions, PushCtx, Reply, RouteKind,
-    RoutePlugin, Router, Session, SessionStats,
+    RoutePlugin, Router, Session, SessionStats, TimerHandle, MIN_TIMER_PERIOD,
 };
 pub use jaunt_socket::{code, Meta, Packet, PacketType, RawProto, Status};
 

@@ -32,6 +32,8 @@ pub trait Kv {
     async fn len(&self, ctx: &PullCtx) -> Result<usize, Status>;
     /// Parses a number: a failure is an error converted with `?`.
     async fn parse(&self, ctx: &PullCtx, text: String) -> Result<i64, BoxError>;
+    /// Fails with an anyhow error carrying a `Status`, or a plain one.
+    async fn check(&self, ctx: &PullCtx, key: String) -> anyhow::Result<bool>;
     /// Sleeps longer than a caller waits.
     async fn slow(&self, ctx: &PullCtx, millis: u64) -> Result<(), Status>;
     /// A push: forget a key.
@@ -75,6 +77,14 @@ impl Kv for Store {
     async fn parse(&self, _ctx: &PullCtx, text: String) -> Result<i64, BoxError> {
         let n: i64 = text.trim().parse()?;
         Ok(n * 2)
+    }
+
+    async fn check(&self, _ctx: &PullCtx, key: String) -> anyhow::Result<bool> {
+        match key.as_str() {
+            "" => Err(Status::bad_message("an empty key").into()),
+            "secret" => Err(anyhow::anyhow!("the vault is sealed").context("reading the key")),
+            _ => Ok(self.map.lock().unwrap().contains_key(&key)),
+        }
     }
 
     async fn slow(&self, _ctx: &PullCtx, millis: u64) -> Result<(), Status> {
@@ -160,7 +170,14 @@ async fn a_typed_client_calls_a_typed_server_and_is_pushed_to() {
         // The wire names are the Go erpc ones.
         assert_eq!(
             server.router().pull_uris(),
-            ["/kv/get", "/kv/len", "/kv/parse", "/kv/put", "/kv/slow"]
+            [
+                "/kv/check",
+                "/kv/get",
+                "/kv/len",
+                "/kv/parse",
+                "/kv/put",
+                "/kv/slow"
+            ]
         );
         assert_eq!(server.router().push_uris(), ["/kv/forget"]);
         assert_eq!(client.router().push_uris(), ["/kv_events/changed"]);
@@ -242,6 +259,19 @@ async fn errors_convert_with_question_mark_and_deadlines_expire() {
         assert_eq!(err.code(), code::INTERNAL_SERVER_ERROR);
         assert_eq!(err.cause(), Some("internal error"));
 
+        // anyhow: a Status inside stays itself; anything else is internal.
+        assert_eq!(kv.check("a".into()).await, Ok(false));
+        let err = kv.check(String::new()).await.unwrap_err();
+        assert_eq!(
+            (err.code(), err.cause()),
+            (code::BAD_MESSAGE, Some("an empty key"))
+        );
+        let err = kv.check("secret".into()).await.unwrap_err();
+        assert_eq!(
+            (err.code(), err.cause()),
+            (code::INTERNAL_SERVER_ERROR, Some("internal error"))
+        );
+
         // A per-call deadline: 408, well before the handler finishes.
         let started = std::time::Instant::now();
         let err = kv
@@ -286,6 +316,8 @@ async fn internal_causes_are_shown_when_the_server_says_so() {
         let err = kv.parse("twenty".into()).await.unwrap_err();
         assert_eq!(err.code(), code::INTERNAL_SERVER_ERROR);
         assert_eq!(err.cause(), Some("invalid digit found in string"));
+        let err = kv.check("secret".into()).await.unwrap_err();
+        assert_eq!(err.cause(), Some("reading the key: the vault is sealed"));
         client.close().await;
         server.close().await;
     })
