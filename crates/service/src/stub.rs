@@ -76,42 +76,29 @@ impl Stub for Session {
     }
 }
 
-impl<T: Stub> Stub for &T {
-    fn pull<A: EncodeBody + Sync>(
-        &self,
-        uri: &str,
-        args: &A,
-        opts: PullOptions,
-    ) -> impl Future<Output = Result<Reply, Status>> + Send {
-        (**self).pull(uri, args, opts)
-    }
+/// A stub behind a reference or an `Arc` is a stub (`KvClient::new(&session)`).
+macro_rules! forward_stub {
+    ($($ty:ty),*) => {$(
+        impl<T: Stub> Stub for $ty {
+            fn pull<A: EncodeBody + Sync>(
+                &self,
+                uri: &str,
+                args: &A,
+                opts: PullOptions,
+            ) -> impl Future<Output = Result<Reply, Status>> + Send {
+                (**self).pull(uri, args, opts)
+            }
 
-    fn push<A: EncodeBody + Sync>(
-        &self,
-        uri: &str,
-        args: &A,
-        opts: PullOptions,
-    ) -> impl Future<Output = Result<(), Status>> + Send {
-        (**self).push(uri, args, opts)
-    }
+            fn push<A: EncodeBody + Sync>(
+                &self,
+                uri: &str,
+                args: &A,
+                opts: PullOptions,
+            ) -> impl Future<Output = Result<(), Status>> + Send {
+                (**self).push(uri, args, opts)
+            }
+        }
+    )*};
 }
 
-impl<T: Stub> Stub for Arc<T> {
-    fn pull<A: EncodeBody + Sync>(
-        &self,
-        uri: &str,
-        args: &A,
-        opts: PullOptions,
-    ) -> impl Future<Output = Result<Reply, Status>> + Send {
-        (**self).pull(uri, args, opts)
-    }
-
-    fn push<A: EncodeBody + Sync>(
-        &self,
-        uri: &str,
-        args: &A,
-        opts: PullOptions,
-    ) -> impl Future<Output = Result<(), Status>> + Send {
-        (**self).push(uri, args, opts)
-    }
-}
+forward_stub!(&T, Arc<T>);
