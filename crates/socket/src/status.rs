@@ -473,6 +473,97 @@ mod tests {
         ));
     }
 
+    /// The standard codes and texts, as Go erpc defines them.
+    #[test]
+    fn standard_codes_and_texts() {
+        for (code, value, text) in [
+            (code::UNKNOWN_ERROR, -1, "Unknown Error"),
+            (code::OK, 0, ""),
+            (code::INVALID_OPERATION, 1, "Invalid Operation"),
+            (code::WRONG_CONN, 100, "Wrong Connection"),
+            (code::CONN_CLOSED, 102, "Connection Closed"),
+            (code::WRITE_FAILED, 104, "Write Failed"),
+            (code::DIAL_FAILED, 105, "Dial Failed"),
+            (code::BAD_MESSAGE, 400, "Bad Message"),
+            (code::UNAUTHORIZED, 401, "Unauthorized"),
+            (code::NOT_FOUND, 404, "Not Found"),
+            (code::MTYPE_NOT_ALLOWED, 405, "Message Type Not Allowed"),
+            (code::HANDLE_TIMEOUT, 408, "Handle Timeout"),
+            (code::INTERNAL_SERVER_ERROR, 500, "Internal Server Error"),
+            (code::BAD_GATEWAY, 502, "Bad Gateway"),
+        ] {
+            assert_eq!(code, value);
+            assert_eq!(code::text(code), Some(text), "{code}");
+            assert_eq!(Status::standard(code, "").msg(), text);
+        }
+        assert_eq!(code::text(1001), None);
+    }
+
+    #[test]
+    fn success_errors_and_privacy() {
+        assert!(Status::ok().into_result().is_ok());
+        let nf = Status::not_found("x");
+        assert!(!nf.is_ok());
+        assert_eq!(nf.clone().into_result(), Err(nf.clone()));
+        assert!(!nf.is_cause_private());
+        assert_ne!(nf, Status::not_found("y"), "the cause is compared");
+        assert_ne!(nf, Status::bad_message("x"), "the code is compared");
+        assert_ne!(
+            Status::new(7, "a"),
+            Status::new(7, "b"),
+            "the message is compared"
+        );
+        // Privacy is not on the wire and not compared.
+        let private = Status::internal("disk on fire");
+        assert!(private.is_cause_private());
+        assert_eq!(
+            private,
+            Status::parse(private.to_query().as_bytes()).unwrap()
+        );
+        let shown = private.clone().hide_private_cause();
+        assert!(!shown.is_cause_private());
+        assert_eq!(shown.cause(), Some("internal error"));
+        assert_eq!(nf.clone().hide_private_cause(), nf, "a public cause stays");
+        assert!(!private.with_cause("now public").is_cause_private());
+    }
+
+    #[test]
+    fn errors_convert() {
+        let io: Status = std::io::Error::other("no disk").into();
+        assert_eq!(
+            (io.code(), io.cause()),
+            (code::INTERNAL_SERVER_ERROR, Some("no disk"))
+        );
+        assert!(io.is_cause_private());
+        let late: Status = std::io::Error::from(std::io::ErrorKind::TimedOut).into();
+        assert_eq!(late.code(), code::HANDLE_TIMEOUT);
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(Status::not_found("n"));
+        assert_eq!(
+            Status::from(boxed),
+            Status::not_found("n"),
+            "a boxed status stays itself"
+        );
+        let boxed: Box<dyn std::error::Error + Send + Sync> = "plain".into();
+        assert_eq!(Status::from(boxed).code(), code::INTERNAL_SERVER_ERROR);
+        let local: Box<dyn std::error::Error> = Box::new(Status::unauthorized("u"));
+        assert_eq!(Status::from(local).code(), code::UNAUTHORIZED);
+        let local: Box<dyn std::error::Error> = "plain".into();
+        assert!(Status::from(local).is_cause_private());
+        #[cfg(feature = "json-proto")]
+        {
+            let json: Status = serde_json::from_str::<u8>("x").unwrap_err().into();
+            assert_eq!(json.code(), code::INTERNAL_SERVER_ERROR);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_elapsed_deadline_is_408() {
+        let elapsed = tokio::time::timeout(std::time::Duration::ZERO, std::future::pending::<()>())
+            .await
+            .unwrap_err();
+        assert_eq!(Status::from(elapsed).code(), code::HANDLE_TIMEOUT);
+    }
+
     #[test]
     fn display() {
         assert_eq!(
