@@ -6,7 +6,7 @@
 //! | layer | crate | what it holds |
 //! |---|---|---|
 //! | peer | [`peer`] | [`Peer`], [`Session`], [`PullCtx`], [`PushCtx`], TLS |
-//! | service | [`service`] | typed clients: the [`Stub`](service::Stub) seam, typed calls (`#[jaunt::service]`) |
+//! | service | [`service`](mod@service) | typed clients: the [`Stub`](service::Stub) seam, typed calls (`#[jaunt::service]`) |
 //! | router | [`router`] | [`Router`] (uri → handler), groups, fallbacks |
 //! | codec | [`codec`] | body codecs (JSON, protobuf, plain, form, XML) |
 //! | socket | [`socket`] | [`Packet`], [`Status`], [`Meta`], framings ([`RawProto`]) |
