@@ -565,6 +565,18 @@ mod tests {
     }
 
     #[test]
+    fn the_first_cause_wins_and_debug_shows_all() {
+        let st = Status::parse(b"code=1&cause=first&cause=second").unwrap();
+        assert_eq!(st.cause(), Some("first"));
+        assert_eq!(
+            format!("{st:?}"),
+            r#"Status { code: 1, msg: "", cause: Some("first") }"#
+        );
+        // An empty cause is not shown.
+        assert_eq!(Status::not_found("").to_string(), "status 404 Not Found");
+    }
+
+    #[test]
     fn display() {
         assert_eq!(
             Status::not_found("x").to_string(),
