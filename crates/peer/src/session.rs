@@ -617,13 +617,7 @@ impl Session {
         let start = Instant::now();
         let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
         let seq = packet.seq;
-        if let Some(timeout) = timeout {
-            packet
-                .meta
-                .set(TIMEOUT_META, timeout.as_millis().to_string());
-        }
-        let (tx, rx) = oneshot::channel();
-        self.pending().insert(seq, tx);
+        let rx = self.arm_pull(&mut packet, timeout);
         let mut guard = PendingGuard {
             session: self.clone(),
             seq,
@@ -687,12 +681,7 @@ impl Session {
             let reply = match (deadline, timeout) {
                 (Some(deadline), Some(timeout)) => tokio::time::timeout_at(deadline, exchange)
                     .await
-                    .unwrap_or_else(|_| {
-                        Err(Status::handle_timeout(format!(
-                            "no reply within {} ms",
-                            timeout.as_millis()
-                        )))
-                    }),
+                    .unwrap_or_else(|_| Err(no_reply_within(timeout))),
                 _ => exchange.await,
             };
             session.finish_pull(&packet, reply, start.elapsed())
@@ -825,13 +814,7 @@ impl Session {
     ) -> Result<Reply, Status> {
         let start = Instant::now();
         let seq = packet.seq;
-        if let Some(timeout) = timeout {
-            packet
-                .meta
-                .set(TIMEOUT_META, timeout.as_millis().to_string());
-        }
-        let (tx, rx) = oneshot::channel();
-        self.pending().insert(seq, tx);
+        let rx = self.arm_pull(&mut packet, timeout);
         let mut guard = PendingGuard {
             session: self,
             seq,
@@ -865,15 +848,27 @@ impl Session {
             // those without a timeout included.
             Some(timeout) => Box::pin(tokio::time::timeout(timeout, exchange))
                 .await
-                .unwrap_or_else(|_| {
-                    Err(Status::handle_timeout(format!(
-                        "no reply within {} ms",
-                        timeout.as_millis()
-                    )))
-                }),
+                .unwrap_or_else(|_| Err(no_reply_within(timeout))),
             None => exchange.await,
         };
         self.finish_pull(&packet, reply, start.elapsed())
+    }
+
+    /// A pull's start, however it is awaited: its time budget goes into its
+    /// meta and its pending entry into the table; the receiver gets the reply.
+    fn arm_pull(
+        &self,
+        packet: &mut Packet,
+        timeout: Option<Duration>,
+    ) -> oneshot::Receiver<Box<Packet>> {
+        if let Some(timeout) = timeout {
+            packet
+                .meta
+                .set(TIMEOUT_META, timeout.as_millis().to_string());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending().insert(packet.seq, tx);
+        rx
     }
 
     /// A pull's end: logged, and its reply made a [`Reply`] (or its error
@@ -1236,6 +1231,11 @@ impl Session {
             }
         }
     }
+}
+
+/// A pull's 408 when its own time budget ran out before the reply.
+fn no_reply_within(timeout: Duration) -> Status {
+    Status::handle_timeout(format!("no reply within {} ms", timeout.as_millis()))
 }
 
 /// Removes a pull's pending entry however the pull ends (reply, error, or the
