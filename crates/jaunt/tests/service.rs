@@ -34,6 +34,8 @@ pub trait Kv {
     async fn parse(&self, ctx: &PullCtx, text: String) -> Result<i64, BoxError>;
     /// Fails with an anyhow error carrying a `Status`, or a plain one.
     async fn check(&self, ctx: &PullCtx, key: String) -> anyhow::Result<bool>;
+    /// What the call carried: its body's codec and its meta `trace`.
+    async fn inspect(&self, ctx: &PullCtx, text: String) -> Result<(char, Option<String>), Status>;
     /// Sleeps longer than a caller waits.
     async fn slow(&self, ctx: &PullCtx, millis: u64) -> Result<(), Status>;
     /// A push: forget a key.
@@ -85,6 +87,15 @@ impl Kv for Store {
             "secret" => Err(anyhow::anyhow!("the vault is sealed").context("reading the key")),
             _ => Ok(self.map.lock().unwrap().contains_key(&key)),
         }
+    }
+
+    async fn inspect(
+        &self,
+        ctx: &PullCtx,
+        _text: String,
+    ) -> Result<(char, Option<String>), Status> {
+        let trace = ctx.meta().get_str("trace").map(str::to_owned);
+        Ok((char::from(ctx.body_codec()), trace))
     }
 
     async fn slow(&self, _ctx: &PullCtx, millis: u64) -> Result<(), Status> {
@@ -173,6 +184,7 @@ async fn a_typed_client_calls_a_typed_server_and_is_pushed_to() {
             [
                 "/kv/check",
                 "/kv/get",
+                "/kv/inspect",
                 "/kv/len",
                 "/kv/parse",
                 "/kv/put",
@@ -287,14 +299,20 @@ async fn errors_convert_with_question_mark_and_deadlines_expire() {
         assert_eq!(err.code(), code::BAD_MESSAGE);
 
         // Per-call meta and codec reach the server; the whole reply is there.
-        let reply = kv
-            .len()
+        let seen = kv
+            .inspect("x".into())
             .meta("trace", "t-1")
-            .codec(jaunt::codec_ids::JSON)
-            .reply()
-            .await
-            .unwrap();
-        assert_eq!(reply.decode::<usize>(), Ok(0));
+            .codec("plain")
+            .accept_codec("json")
+            .await;
+        assert_eq!(seen, Ok(('s', Some("t-1".to_owned()))));
+        assert_eq!(
+            kv.inspect("x".into()).await,
+            Ok(('j', None)),
+            "the default codec"
+        );
+        let reply = kv.len().accept_codec("json").reply().await.unwrap();
+        assert_eq!((reply.codec(), reply.decode::<usize>()), (b'j', Ok(0)));
         client.close().await;
         server.close().await;
     })
