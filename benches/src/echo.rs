@@ -165,7 +165,7 @@ impl Caller for JauntCaller {
 /// `opts.c` callers sharing them round-robin. Returns the client peer too (close it after
 /// the run).
 pub async fn callers(opts: &ClientOpts) -> Result<(Peer, Vec<JauntCaller>), String> {
-    let request = Arc::new(match (opts.size, opts.codec) {
+    let request = Arc::new(match (opts.size, opts.codec()) {
         (Some(size), codec) => Request::Raw(RawBody::new(codec, raw_body(size))),
         (None, codec_ids::PROTOBUF) => Request::Pb(Pb(benchmark_message())),
         (None, codec) => Request::Serde(benchmark_message(), codec),
@@ -207,7 +207,7 @@ pub async fn client(opts: &ClientOpts) -> Result<(Report, Outcome), String> {
     let (peer, callers) = callers(opts).await?;
     let outcome = load::run(&opts.plan(), callers).await;
     peer.close().await;
-    let report = Report::new("jaunt", opts, opts.body_len(), &outcome);
+    let report = Report::new(&opts.shape("jaunt"), &outcome);
     Ok((report, outcome))
 }
 

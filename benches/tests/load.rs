@@ -34,7 +34,7 @@ fn tiny_load_of_the_benchmark_message_has_no_errors() {
 fn tiny_load_of_raw_bodies_on_shared_connections_has_no_errors() {
     let opts = ClientOpts {
         size: Some(1000),
-        codec: b's',
+        codec: Some(b's'),
         conns: Some(2),
         ..opts()
     };
@@ -46,7 +46,7 @@ fn tiny_load_of_raw_bodies_on_shared_connections_has_no_errors() {
 #[test]
 fn tiny_load_with_the_json_codec_has_no_errors() {
     let opts = ClientOpts {
-        codec: b'j',
+        codec: Some(b'j'),
         ..opts()
     };
     let (report, outcome) = load::runtime(2).block_on(echo::in_process(opts)).unwrap();

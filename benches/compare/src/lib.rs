@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use jaunt_benches::load::{self, Caller, ClientOpts, Report, ServerOpts, CLIENT_FLAGS};
+use jaunt_benches::load::{self, Caller, ClientOpts, Report, ServerOpts};
 use jaunt_benches::BENCH_URI;
 
 /// What a baseline supports beyond the benchmark message.
@@ -33,7 +33,11 @@ where
     C: Caller,
 {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = format!("{system}-bench: a baseline of Jaunt's load generator\n\n{CLIENT_FLAGS}\n");
+    let usage = format!(
+        "{system}-bench: a baseline of Jaunt's load generator\n\n{}\n{}",
+        ClientOpts::help(),
+        ServerOpts::help()
+    );
     let Some((command, rest)) = args.split_first() else {
         eprint!("{usage}");
         return ExitCode::from(2);
@@ -73,7 +77,7 @@ where
                 Some("--uri is for Jaunt (and other erpc peers) only")
             } else if opts.size.is_some() && !supports.size {
                 Some("--size is not supported by this baseline")
-            } else if opts.size.is_none() && opts.codec != b'p' {
+            } else if opts.size.is_none() && opts.codec() != b'p' {
                 Some("--codec is for Jaunt only: the baselines send the message their own way")
             } else if opts.connections() < opts.c && !supports.shared_conns {
                 Some("this baseline has no multiplexing: one connection per caller")
@@ -93,8 +97,8 @@ where
                     }
                 };
                 let outcome = load::run(&opts.plan(), callers).await;
-                let report = Report::new(system, &opts, opts.body_len(), &outcome);
-                load::print_report(&report, &outcome, opts.json)
+                let report = Report::new(&opts.shape(system), &outcome);
+                report.print(&outcome, opts.json)
             });
             ExitCode::from(code as u8)
         }

@@ -20,15 +20,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use jaunt_benches::echo;
-use jaunt_benches::load::{self, ClientOpts, ServerOpts, CLIENT_FLAGS};
+use jaunt_benches::load::{self, ClientOpts, ServerOpts};
 use jaunt_benches::{benchmark_body, MESSAGE_LEN};
 
 fn usage() -> String {
     format!(
-        "jaunt-bench: Jaunt's load generator\n\n{CLIENT_FLAGS}\n  selftest [-n N] [-c C] [--threads T]\n    \
+        "jaunt-bench: Jaunt's load generator (the compare harness; `jaunt bench` is the\n\
+         general one, on the same engine)\n\n{}\n{}\n  selftest [-n N] [-c C] [--threads T]\n    \
          server and client in this process: the benchmark message, a raw body and shared\n    \
          connections; exits 1 on any error\n  summarize [--out FILE] REPORT.json...\n    \
-         the comparison table of compare.sh, and its compare.json\n"
+         the comparison table of compare.sh, and its compare.json\n",
+        ClientOpts::help(),
+        ServerOpts::help()
     )
 }
 
@@ -88,7 +91,7 @@ fn client(args: &[String]) -> i32 {
     };
     load::runtime(opts.threads).block_on(async {
         match echo::client(&opts).await {
-            Ok((report, outcome)) => load::print_report(&report, &outcome, opts.json),
+            Ok((report, outcome)) => report.print(&outcome, opts.json),
             Err(e) => {
                 eprintln!("{e}");
                 1
@@ -126,7 +129,7 @@ fn selftest(args: &[String]) -> i32 {
             "raw 581-byte body, codec s",
             ClientOpts {
                 size: Some(MESSAGE_LEN),
-                codec: b's',
+                codec: Some(b's'),
                 ..opts.clone()
             },
         ),
@@ -145,7 +148,7 @@ fn selftest(args: &[String]) -> i32 {
         code |= rt.block_on(async {
             match echo::in_process(run_opts.clone()).await {
                 Ok((report, outcome)) => {
-                    let code = load::print_report(&report, &outcome, run_opts.json);
+                    let code = report.print(&outcome, run_opts.json);
                     if report.ok != run_opts.n {
                         eprintln!("only {} of {} calls succeeded", report.ok, run_opts.n);
                         return 1;

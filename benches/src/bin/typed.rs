@@ -23,7 +23,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use jaunt::{codec_ids, Pb, Peer, PullCtx, PullOptions, Router, Session, Status};
-use jaunt_benches::load::{self, parse_count, Caller, LoadPlan};
+use jaunt_benches::load::{self, parse_count, Caller, LoadPlan, Stop};
 use jaunt_benches::{benchmark_message, echo, BenchmarkMessage, BENCH_URI};
 
 /// The echo route as a typed service: `/bench/echo`, the uri the raw callers pull.
@@ -147,11 +147,7 @@ fn start_server() -> Result<(std::process::Child, String), String> {
 }
 
 async fn round<C: Caller>(n: u64, callers: Vec<C>) -> Result<f64, String> {
-    let plan = LoadPlan {
-        n,
-        warmup: 0,
-        progress: false,
-    };
+    let plan = LoadPlan::new(Stop::Count(n));
     let outcome = load::run(&plan, callers).await;
     if outcome.errors > 0 {
         return Err(format!(
