@@ -80,13 +80,19 @@ fn codec_letter(text: &str) -> Result<u8, String> {
         (_, "protobuf") => Ok(b'p'),
         (_, "json") => Ok(b'j'),
         (_, "plain") => Ok(b's'),
-        _ => Err(format!("one letter (p, j, s…) or protobuf, json, plain: {text:?}")),
+        _ => Err(format!(
+            "one letter (p, j, s…) or protobuf, json, plain: {text:?}"
+        )),
     }
 }
 
 /// The flags of a load generator's `client` mode, the same for every system.
 #[derive(Debug, Clone, PartialEq, Parser)]
-#[command(name = "client", no_binary_name = true, about = "Runs the load against a server")]
+#[command(
+    name = "client",
+    no_binary_name = true,
+    about = "Runs the load against a server"
+)]
 pub struct ClientOpts {
     /// The server, HOST:PORT.
     #[arg(long, short = 'a')]
@@ -191,7 +197,11 @@ impl ClientOpts {
 
 /// The flags of a load generator's `server` mode.
 #[derive(Debug, Clone, PartialEq, Parser)]
-#[command(name = "server", no_binary_name = true, about = "Serves the benchmark's echo")]
+#[command(
+    name = "server",
+    no_binary_name = true,
+    about = "Serves the benchmark's echo"
+)]
 pub struct ServerOpts {
     /// Where to listen, HOST:PORT (port 0: a free port, printed on the `LISTENING` line).
     #[arg(long, short = 'a', default_value = "127.0.0.1:0")]

@@ -130,7 +130,11 @@ mod tests {
         assert_eq!(l.len(), 1000);
         let close = |got: u64, want: u64| got.abs_diff(want) <= want / 500;
         assert!(close(l.quantile_ns(0.5), 500_000), "{}", l.quantile_ns(0.5));
-        assert!(close(l.quantile_ns(0.99), 990_000), "{}", l.quantile_ns(0.99));
+        assert!(
+            close(l.quantile_ns(0.99), 990_000),
+            "{}",
+            l.quantile_ns(0.99)
+        );
         assert!(close(l.max_ns(), 1_000_000));
         assert!(close(l.min_ns(), 1000));
         assert!((l.mean_ns() - 500_500.0).abs() < 1000.0, "{}", l.mean_ns());

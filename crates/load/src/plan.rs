@@ -59,7 +59,9 @@ impl LoadPlan {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(rate) = self.rate {
             if !(rate.is_finite() && rate > 0.0) {
-                return Err(format!("the rate must be a positive number of calls/s: {rate}"));
+                return Err(format!(
+                    "the rate must be a positive number of calls/s: {rate}"
+                ));
             }
         }
         match self.stop {
@@ -93,10 +95,18 @@ mod tests {
     #[test]
     fn bad_plans_are_refused() {
         assert!(LoadPlan::new(Stop::Count(0)).validate().is_err());
-        assert!(LoadPlan::new(Stop::Duration(Duration::ZERO)).validate().is_err());
+        assert!(LoadPlan::new(Stop::Duration(Duration::ZERO))
+            .validate()
+            .is_err());
         for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(LoadPlan::new(Stop::Count(1)).rate(Some(rate)).validate().is_err());
+            assert!(LoadPlan::new(Stop::Count(1))
+                .rate(Some(rate))
+                .validate()
+                .is_err());
         }
-        assert!(LoadPlan::new(Stop::Count(1)).rate(Some(0.5)).validate().is_ok());
+        assert!(LoadPlan::new(Stop::Count(1))
+            .rate(Some(0.5))
+            .validate()
+            .is_ok());
     }
 }

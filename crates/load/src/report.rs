@@ -197,7 +197,13 @@ impl Report {
         );
         if !self.histogram.is_empty() {
             let _ = writeln!(out, "\nLatency histogram (ms):");
-            let most = self.histogram.iter().map(|b| b.count).max().unwrap_or(1).max(1);
+            let most = self
+                .histogram
+                .iter()
+                .map(|b| b.count)
+                .max()
+                .unwrap_or(1)
+                .max(1);
             for b in &self.histogram {
                 let bar = "■".repeat((b.count * 40).div_ceil(most) as usize);
                 let _ = writeln!(out, "  {:>10.3} [{:>8}] |{bar}", b.le_ms, b.count);
@@ -283,7 +289,14 @@ mod tests {
         // The JSON line reads back, and so does an older report without the newer fields.
         assert_eq!(serde_json::from_str::<Report>(&r.to_json()).unwrap(), r);
         let mut old: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-        for key in ["min_ms", "rate", "late", "percentiles", "histogram", "error_counts"] {
+        for key in [
+            "min_ms",
+            "rate",
+            "late",
+            "percentiles",
+            "histogram",
+            "error_counts",
+        ] {
             old.as_object_mut().unwrap().remove(key);
         }
         let old: Report = serde_json::from_value(old).unwrap();

@@ -315,8 +315,16 @@ mod tests {
         let rt = crate::runtime(1);
         let plan = LoadPlan::new(Stop::Duration(Duration::from_millis(300)));
         let out = rt.block_on(run(&plan, vec![Slow(Duration::from_millis(10))]));
-        assert!(out.elapsed >= Duration::from_millis(300), "{:?}", out.elapsed);
-        assert!(out.elapsed < Duration::from_millis(600), "{:?}", out.elapsed);
+        assert!(
+            out.elapsed >= Duration::from_millis(300),
+            "{:?}",
+            out.elapsed
+        );
+        assert!(
+            out.elapsed < Duration::from_millis(600),
+            "{:?}",
+            out.elapsed
+        );
         assert!((10..=30).contains(&out.ok), "{}", out.ok);
     }
 

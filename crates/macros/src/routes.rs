@@ -34,6 +34,8 @@ pub(crate) struct Route {
     pub arg: Option<Type>,
     pub uri: Option<LitStr>,
     pub output: Output,
+    /// Marked `#[jaunt(idempotent)]` (services only).
+    pub idempotent: bool,
 }
 
 /// Which macro is checking: it names the methods in messages.
@@ -90,6 +92,8 @@ impl Errors {
 pub(crate) struct Options {
     pub skip: bool,
     pub uri: Option<LitStr>,
+    /// `#[jaunt(idempotent)]`: the generated client marks the pull idempotent.
+    pub idempotent: bool,
 }
 
 /// Removes the `#[jaunt(..)]` attributes and parses them. `allowed` lists
@@ -114,6 +118,10 @@ pub(crate) fn take_options(attrs: &mut Vec<Attribute>, allowed: &[&str]) -> syn:
             match name.as_deref() {
                 Some(o @ "skip") if allowed.contains(&o) => {
                     options.skip = true;
+                    Ok(())
+                }
+                Some(o @ "idempotent") if allowed.contains(&o) => {
+                    options.idempotent = true;
                     Ok(())
                 }
                 Some(o @ "uri") if allowed.contains(&o) => {
@@ -278,6 +286,7 @@ pub(crate) fn check_route(
         arg,
         uri,
         output,
+        idempotent: false,
     })
 }
 

@@ -131,7 +131,7 @@ fn check_methods(def: &mut ItemTrait, errors: &mut Errors) -> Vec<Route> {
     for item in &mut def.items {
         match item {
             TraitItem::Fn(f) => {
-                let options = match take_options(&mut f.attrs, &["uri"]) {
+                let options = match take_options(&mut f.attrs, &["uri", "idempotent"]) {
                     Ok(options) => options,
                     Err(e) => {
                         errors.push(e);
@@ -151,7 +151,21 @@ fn check_methods(def: &mut ItemTrait, errors: &mut Errors) -> Vec<Route> {
                     continue;
                 }
                 match routes::check_route(&f.sig, options.uri, None, Front::Service) {
-                    Ok(route) => routes.push(route),
+                    Ok(route) if options.idempotent && matches!(route.kind, Kind::Push) => {
+                        errors.push(syn::Error::new_spanned(
+                            &f.sig,
+                            format!(
+                                "service method `{}` is a push: only pulls can be \
+                                 #[jaunt(idempotent)] (a push has no reply, so it is never \
+                                 resent)",
+                                f.sig.ident
+                            ),
+                        ));
+                    }
+                    Ok(mut route) => {
+                        route.idempotent = options.idempotent;
+                        routes.push(route);
+                    }
                     Err(e) => errors.push(e),
                 }
             }
@@ -324,11 +338,12 @@ fn client(def: &ItemTrait, routes: &[Route]) -> TokenStream {
             Kind::Pull => quote!(pull),
             Kind::Push => quote!(push),
         };
+        let mark = route.idempotent.then(|| quote!(.idempotent()));
         let body = quote! {
             let (#stub, #uri) = (&self.stub, self.uris.get(#index));
             ::jaunt::service::#call_ty::new(#uri, move |#opts: ::jaunt::PullOptions| async move {
                 ::jaunt::service::Stub::#send(#stub, #uri, &#value, #opts).await
-            })
+            })#mark
         };
         match route.kind {
             Kind::Pull => {

@@ -54,6 +54,7 @@ pub struct PullOptions {
     pub(crate) xfer: Vec<u8>,
     pub(crate) accept_codec: Option<CodecRef>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) idempotent: bool,
 }
 
 impl PullOptions {
@@ -102,6 +103,27 @@ impl PullOptions {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// Marks the pull idempotent: making it twice does no harm. A session
+    /// sends it like any other; a stub that can resend (the balanced client
+    /// of `jaunt-cluster`) may retry it on another connection when its own
+    /// was lost before the reply. Typed services mark routes with
+    /// `#[jaunt(idempotent)]`.
+    #[must_use]
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    /// Whether the pull was marked [idempotent](Self::idempotent).
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    /// The time budget set with [`timeout`](Self::timeout), if any.
+    pub fn time_budget(&self) -> Option<Duration> {
+        self.timeout
     }
 }
 

@@ -142,6 +142,14 @@ impl<'a, F: SendPull, R> PullCall<'a, F, R> {
         self
     }
 
+    /// Marks this call idempotent: a stub that can resend (a balanced
+    /// client) may retry it on another connection if its own is lost before
+    /// the reply. Routes declared `#[jaunt(idempotent)]` are marked already.
+    pub fn idempotent(mut self) -> Self {
+        self.opts = self.opts.idempotent();
+        self
+    }
+
     /// Asks the callee to encode its reply with this codec (an id or a
     /// name).
     pub fn accept_codec(mut self, id: impl Into<jaunt_codec::CodecRef>) -> Self {
