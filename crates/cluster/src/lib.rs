@@ -10,6 +10,7 @@
 //! - `client`: a balanced client that calls a service by name over a pool of sessions per
 //!   instance, with failover for idempotent pulls.
 
+pub mod client;
 pub mod discovery;
 mod error;
 mod instance;

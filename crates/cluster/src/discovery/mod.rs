@@ -8,8 +8,6 @@
 //! Backends: [`StaticList`] (a fixed list: simple deployments, tests), DNS, and (feature
 //! `etcd`) etcd.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use tokio::sync::watch;
 
@@ -59,15 +57,85 @@ impl StaticList {
 #[async_trait]
 impl Discovery for StaticList {
     async fn watch(&self, service: &str) -> Result<watch::Receiver<Endpoints>, ClusterError> {
-        let set: BTreeMap<String, Instance> = self
-            .instances
-            .iter()
-            .filter(|i| i.service == service)
-            .map(|i| (i.id.clone(), i.clone()))
-            .collect();
-        let (tx, rx) = watch::channel(set);
+        let (tx, rx) = watch::channel(of_service(&self.instances, service));
         // Nothing will change: the sender may go; receivers keep the last value.
         drop(tx);
+        Ok(rx)
+    }
+}
+
+/// A list of instances the program changes itself (from its own configuration, say):
+/// every [`set`](Manual::set) replaces the set its watchers see.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use jaunt_cluster::discovery::{Discovery, Manual};
+/// use jaunt_cluster::Instance;
+///
+/// let manual = Manual::new();
+/// let mut kv = manual.watch("kv").await.unwrap();
+/// assert!(kv.borrow().is_empty());
+/// manual.set([Instance::new("a", "kv", "127.0.0.1:9001")]);
+/// kv.changed().await.unwrap(); // the watcher sees every new set
+/// assert_eq!(kv.borrow().len(), 1);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Manual {
+    all: watch::Sender<Vec<Instance>>,
+}
+
+impl Default for Manual {
+    fn default() -> Self {
+        Manual::new()
+    }
+}
+
+impl Manual {
+    /// No instances yet.
+    pub fn new() -> Self {
+        Manual {
+            all: watch::channel(Vec::new()).0,
+        }
+    }
+
+    /// Replaces the instances (of any services).
+    pub fn set(&self, instances: impl IntoIterator<Item = Instance>) {
+        self.all.send_replace(instances.into_iter().collect());
+    }
+}
+
+fn of_service(all: &[Instance], service: &str) -> Endpoints {
+    all.iter()
+        .filter(|i| i.service == service)
+        .map(|i| (i.id.clone(), i.clone()))
+        .collect()
+}
+
+#[async_trait]
+impl Discovery for Manual {
+    async fn watch(&self, service: &str) -> Result<watch::Receiver<Endpoints>, ClusterError> {
+        let mut all = self.all.subscribe();
+        let (tx, rx) = watch::channel(of_service(&all.borrow_and_update(), service));
+        let service = service.to_owned();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = all.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let set = of_service(&all.borrow_and_update(), &service);
+                        tx.send_if_modified(|current| {
+                            let modified = *current != set;
+                            *current = set;
+                            modified
+                        });
+                    }
+                    () = tx.closed() => break,
+                }
+            }
+        });
         Ok(rx)
     }
 }

@@ -1,0 +1,630 @@
+//! The balanced client: call a service by name, not by address.
+//!
+//! [`Balanced`] follows a service's instances through a [`Discovery`] backend, keeps a pool
+//! of sessions dialed to each, and sends every call to one of them:
+//!
+//! - **power of two choices** (the default): two instances drawn at random (by weight), the
+//!   one with fewer calls in flight wins; or **round-robin**;
+//! - **consistent hashing** for affinity: calls through [`Balanced::keyed`] go to the
+//!   instance that owns the key on a hash ring (the next one on the ring while it is
+//!   unavailable), so the same key reaches the same instance while the set stays the same.
+//!
+//! [`Balanced`] is a [`Stub`]: typed clients (`KvClient::new(balanced)`) run on it unchanged.
+//!
+//! **Failover.** A pull whose connection is lost before its reply (status 102, 104, 105) is
+//! sent again to another instance only when it is idempotent (`#[jaunt(idempotent)]` on the
+//! route, or `.idempotent()` on the call), only within its deadline, and only while the
+//! retry budget allows (retries stay under `retry_ratio` — 20 % by default — of the calls,
+//! plus a few per second). Other pulls fail with the status, whose cause says why they
+//! were not resent. An instance whose connections keep failing is **ejected** for a
+//! backoff period ([`Ejection`]) and comes back on its own; while every instance is
+//! ejected, calls still go to them (fail open).
+
+mod endpoint;
+mod outlier;
+mod ring;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use jaunt::codec::EncodeBody;
+use jaunt::service::Stub;
+use jaunt::{code, Peer, PullOptions, Reply, Router, Session, Status};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tower::retry::budget::{Budget, TpsBudget};
+
+use crate::discovery::Discovery;
+use crate::{ClusterError, Endpoints};
+use endpoint::{DialContext, Endpoint};
+pub use outlier::Ejection;
+use ring::{hash_key, Ring};
+
+/// How the balanced client picks an instance for a call that has no key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Policy {
+    /// Two instances drawn at random in proportion to their weight; the one with fewer calls
+    /// in flight (per unit of weight) gets the call.
+    #[default]
+    PowerOfTwoChoices,
+    /// Each instance in turn (weights ignored).
+    RoundRobin,
+}
+
+/// The settings of a [`Balanced`] client.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BalancedConfig {
+    /// Sessions kept dialed to each instance (Go erpc's multiclient pool). Default 2.
+    pub pool_size: usize,
+    /// How calls without a key pick an instance.
+    pub policy: Policy,
+    /// When an instance is ejected, and for how long.
+    pub ejection: Ejection,
+    /// Retries allowed, as a share of the calls (over the last 10 s). Default 0.2.
+    pub retry_ratio: f32,
+    /// Retries allowed per second whatever the share (so a quiet client can still fail
+    /// over). Default 10.
+    pub min_retries_per_s: u32,
+    /// How long an instance that left keeps its sessions for the calls under way. Default
+    /// 10 s.
+    pub drain_grace: Duration,
+    /// How long a call waits for a first session when none is connected yet (within its
+    /// deadline). Default: the peer's `dial_timeout`.
+    pub connect_wait: Option<Duration>,
+}
+
+impl Default for BalancedConfig {
+    fn default() -> Self {
+        BalancedConfig {
+            pool_size: 2,
+            policy: Policy::default(),
+            ejection: Ejection::default(),
+            retry_ratio: 0.2,
+            min_retries_per_s: 10,
+            drain_grace: Duration::from_secs(10),
+            connect_wait: None,
+        }
+    }
+}
+
+/// A client of a service by name, balanced over its instances; see the [module
+/// docs](self).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use jaunt::prelude::*;
+/// use jaunt_cluster::client::Balanced;
+/// use jaunt_cluster::discovery::StaticList;
+/// use jaunt_cluster::Instance;
+///
+/// #[jaunt::service]
+/// trait Kv {
+///     #[jaunt(idempotent)]
+///     async fn get(&self, ctx: &PullCtx, key: String) -> Result<Option<String>, Status>;
+/// }
+///
+/// let instances = StaticList::new([
+///     Instance::new("kv-1", "kv", "10.0.0.1:9090"),
+///     Instance::new("kv-2", "kv", "10.0.0.2:9090"),
+/// ]);
+/// let kv = Balanced::builder("kv", instances).build().await?;
+/// let value = KvClient::new(kv.clone()).get("colour".into()).await?;
+/// // Affinity: every call for this user goes to the same instance.
+/// let pinned = KvClient::new(kv.keyed("user-42")).get("cart".into()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Balanced {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    service: String,
+    config: BalancedConfig,
+    ctx: Arc<DialContext>,
+    set: RwLock<Arc<EndpointSet>>,
+    budget: TpsBudget,
+    turn: AtomicUsize,
+    follower: std::sync::Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(follower) = self.follower.get_mut().expect("not poisoned").take() {
+            follower.abort();
+        }
+    }
+}
+
+/// The instances calls may go to, as of the last discovery answer.
+#[derive(Default)]
+struct EndpointSet {
+    endpoints: Vec<Arc<Endpoint>>,
+    /// Running sums of the weights, for drawing by weight.
+    weight_sums: Vec<u64>,
+    ring: Ring,
+}
+
+impl EndpointSet {
+    fn new(endpoints: Vec<Arc<Endpoint>>) -> EndpointSet {
+        let mut sum = 0u64;
+        let weight_sums = endpoints
+            .iter()
+            .map(|e| {
+                sum += u64::from(e.instance.weight);
+                sum
+            })
+            .collect();
+        let ring = Ring::new(
+            endpoints
+                .iter()
+                .map(|e| (e.instance.id.as_str(), e.instance.weight)),
+        );
+        EndpointSet {
+            endpoints,
+            weight_sums,
+            ring,
+        }
+    }
+
+    /// An endpoint drawn at random in proportion to its weight.
+    fn draw(&self) -> Option<usize> {
+        let total = *self.weight_sums.last()?;
+        if total == 0 {
+            return None;
+        }
+        let point = fastrand::u64(0..total);
+        Some(self.weight_sums.partition_point(|&sum| sum <= point))
+    }
+}
+
+/// Builds a [`Balanced`] client.
+pub struct BalancedBuilder<D> {
+    service: String,
+    discovery: D,
+    peer: Option<Peer>,
+    config: BalancedConfig,
+}
+
+impl<D: Discovery> BalancedBuilder<D> {
+    /// Dials with this peer (its plugins — auth, heartbeat — and settings apply); default:
+    /// a new peer with no routes.
+    pub fn peer(mut self, peer: Peer) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// All the settings at once.
+    pub fn config(mut self, config: BalancedConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sessions kept dialed to each instance.
+    pub fn pool_size(mut self, sessions: usize) -> Self {
+        self.config.pool_size = sessions.max(1);
+        self
+    }
+
+    /// How calls without a key pick an instance.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.config.policy = policy;
+        self
+    }
+
+    /// When instances are ejected.
+    pub fn ejection(mut self, ejection: Ejection) -> Self {
+        self.config.ejection = ejection;
+        self
+    }
+
+    /// How long a call waits for a first session when none is connected.
+    pub fn connect_wait(mut self, wait: Duration) -> Self {
+        self.config.connect_wait = Some(wait);
+        self
+    }
+
+    /// Retries allowed: `ratio` of the calls (over the last 10 s), and at least
+    /// `min_per_s` per second.
+    pub fn retry_budget(mut self, ratio: f32, min_per_s: u32) -> Self {
+        self.config.retry_ratio = ratio;
+        self.config.min_retries_per_s = min_per_s;
+        self
+    }
+
+    /// How long an instance that left keeps its sessions for the calls under way.
+    pub fn drain_grace(mut self, grace: Duration) -> Self {
+        self.config.drain_grace = grace;
+        self
+    }
+
+    /// Starts following the service: asks discovery for its instances and starts dialing
+    /// them. Fails when discovery fails (see the backend's settings).
+    pub async fn build(self) -> Result<Balanced, ClusterError> {
+        if self.service.is_empty() {
+            return Err(ClusterError::Config("the service name is empty".to_owned()));
+        }
+        let endpoints = self.discovery.watch(&self.service).await?;
+        let peer = self.peer.unwrap_or_else(|| Peer::new(Router::new()));
+        let config = self.config;
+        let budget = TpsBudget::new(
+            Duration::from_secs(10),
+            config.min_retries_per_s,
+            config.retry_ratio,
+        );
+        let inner = Arc::new(Inner {
+            service: self.service,
+            ctx: Arc::new(DialContext {
+                peer,
+                ejection: config.ejection,
+                ready: tokio::sync::Notify::new(),
+            }),
+            config,
+            set: RwLock::new(Arc::default()),
+            budget,
+            turn: AtomicUsize::new(0),
+            follower: std::sync::Mutex::new(None),
+        });
+        let follower = tokio::spawn(follow(Arc::downgrade(&inner), endpoints));
+        *inner.follower.lock().expect("not poisoned") = Some(follower.abort_handle());
+        Ok(Balanced { inner })
+    }
+}
+
+/// Applies every new set of instances discovery announces, until the client is dropped.
+async fn follow(inner: Weak<Inner>, mut endpoints: watch::Receiver<Endpoints>) {
+    loop {
+        let Some(client) = inner.upgrade() else {
+            return;
+        };
+        let set = endpoints.borrow_and_update().clone();
+        client.apply(&set);
+        drop(client);
+        if endpoints.changed().await.is_err() {
+            // The backend will announce nothing more (a static list): keep the last set.
+            return;
+        }
+    }
+}
+
+impl Inner {
+    /// Makes `instances` the set: new ones are dialed, changed ones replaced, gone ones
+    /// retired (their sessions close once their calls are done).
+    fn apply(&self, instances: &Endpoints) {
+        let current = self.set.read().expect("not poisoned").clone();
+        let mut old: HashMap<&str, &Arc<Endpoint>> = current
+            .endpoints
+            .iter()
+            .map(|e| (e.instance.id.as_str(), e))
+            .collect();
+        let mut next = Vec::with_capacity(instances.len());
+        for instance in instances.values().filter(|i| i.weight > 0) {
+            match old.remove(instance.id.as_str()) {
+                Some(kept) if kept.instance == *instance => next.push(kept.clone()),
+                _ => next.push(Endpoint::start(
+                    instance.clone(),
+                    self.config.pool_size,
+                    &self.ctx,
+                )),
+            }
+        }
+        let retired: Vec<Arc<Endpoint>> = current
+            .endpoints
+            .iter()
+            .filter(|e| !next.iter().any(|n| Arc::ptr_eq(n, e)))
+            .cloned()
+            .collect();
+        *self.set.write().expect("not poisoned") = Arc::new(EndpointSet::new(next));
+        for endpoint in retired {
+            endpoint.retire(self.config.drain_grace);
+        }
+    }
+
+    /// Picks an endpoint (not one of `tried`) and a connected session of it.
+    fn pick(&self, key: Option<u64>, tried: &[usize]) -> Option<(Arc<Endpoint>, Session)> {
+        let set = self.set.read().expect("not poisoned").clone();
+        let now = Instant::now();
+        let n = set.endpoints.len();
+        let usable = |i: usize, healthy_only: bool| {
+            let endpoint = &set.endpoints[i];
+            if tried.contains(&ptr(endpoint))
+                || (healthy_only && !endpoint.health.is_available(now))
+            {
+                return None;
+            }
+            endpoint.session().map(|s| (endpoint.clone(), s))
+        };
+        for healthy_only in [true, false] {
+            let chosen = match key {
+                Some(hash) => set.ring.walk(hash).find_map(|i| usable(i, healthy_only)),
+                None => match self.config.policy {
+                    Policy::PowerOfTwoChoices => {
+                        let a = set.draw().and_then(|i| usable(i, healthy_only));
+                        let b = set.draw().and_then(|i| usable(i, healthy_only));
+                        match (a, b) {
+                            (Some(a), Some(b)) => Some(if load(&b.0) < load(&a.0) { b } else { a }),
+                            (Some(one), None) | (None, Some(one)) => Some(one),
+                            // Both draws unusable: the least loaded of the rest.
+                            (None, None) => (0..n)
+                                .filter_map(|i| usable(i, healthy_only))
+                                .min_by(|x, y| load(&x.0).total_cmp(&load(&y.0))),
+                        }
+                    }
+                    Policy::RoundRobin => {
+                        let start = self.turn.fetch_add(1, Ordering::Relaxed);
+                        (0..n).find_map(|i| usable((start + i) % n, healthy_only))
+                    }
+                },
+            };
+            if chosen.is_some() {
+                return chosen;
+            }
+        }
+        None
+    }
+
+    /// Picks like [`pick`](Self::pick), waiting (until `deadline`, at most `connect_wait`)
+    /// for a session when none is connected yet.
+    async fn pick_or_wait(
+        &self,
+        key: Option<u64>,
+        tried: &[usize],
+        deadline: Option<Instant>,
+    ) -> Result<(Arc<Endpoint>, Session), Status> {
+        let wait = self
+            .config
+            .connect_wait
+            .unwrap_or(self.ctx.peer.config().dial_timeout);
+        let mut until = Instant::now() + wait;
+        if let Some(deadline) = deadline {
+            until = until.min(deadline);
+        }
+        loop {
+            let ready = self.ctx.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            if let Some(chosen) = self.pick(key, tried) {
+                return Ok(chosen);
+            }
+            if tokio::time::timeout_at(until.into(), ready).await.is_err() {
+                let known = self.set.read().expect("not poisoned").endpoints.len();
+                return Err(Status::dial_failed(format!(
+                    "no instance of service {:?} is reachable ({known} known{})",
+                    self.service,
+                    if tried.is_empty() {
+                        ""
+                    } else {
+                        ", the others already failed this call"
+                    }
+                )));
+            }
+        }
+    }
+
+    async fn pull<A: EncodeBody + Sync>(
+        &self,
+        key: Option<u64>,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+    ) -> Result<Reply, Status> {
+        let budget = opts.time_budget().or(self.ctx.peer.config().pull_timeout);
+        let deadline = budget.map(|b| Instant::now() + b);
+        self.budget.deposit();
+        let mut tried = Vec::new();
+        // Only an idempotent pull may be sent again: keep its options for that.
+        let retry_opts = opts.is_idempotent().then(|| opts.clone());
+        let mut opts = Some(opts);
+        loop {
+            let (endpoint, session) = self.pick_or_wait(key, &tried, deadline).await?;
+            let this_opts = match (opts.take(), &retry_opts, deadline) {
+                (Some(first), _, _) => first,
+                (None, Some(again), Some(deadline)) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    again.clone().timeout(left)
+                }
+                (None, Some(again), None) => again.clone(),
+                (None, None, _) => unreachable!("only idempotent pulls are sent again"),
+            };
+            let result = {
+                let _pending = InFlight::count(&endpoint);
+                session.pull_with(uri, args, this_opts).await
+            };
+            let status = match result {
+                Ok(reply) => return Ok(reply),
+                Err(status) if is_connection_loss(status.code()) => status,
+                Err(status) => return Err(status),
+            };
+            endpoint.health.failure(&self.ctx.ejection, Instant::now());
+            let why_not = if retry_opts.is_none() {
+                Some("not resent: the pull is not idempotent")
+            } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                Some("not resent: its deadline has passed")
+            } else if !self.budget.withdraw() {
+                Some("not resent: the retry budget is spent")
+            } else {
+                None
+            };
+            if let Some(why_not) = why_not {
+                let cause = status.cause().unwrap_or(status.msg()).to_owned();
+                return Err(status.with_cause(format!(
+                    "{cause} (instance {}; {why_not})",
+                    endpoint.instance.id
+                )));
+            }
+            tracing::debug!(instance = %endpoint.instance.id, %status, uri, "pull resent to another instance");
+            tried.push(ptr(&endpoint));
+        }
+    }
+
+    async fn push<A: EncodeBody + Sync>(
+        &self,
+        key: Option<u64>,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+    ) -> Result<(), Status> {
+        let (endpoint, session) = self.pick_or_wait(key, &[], None).await?;
+        let result = {
+            let _pending = InFlight::count(&endpoint);
+            session.push_with(uri, args, opts).await
+        };
+        if result.as_ref().is_err_and(|s| is_connection_loss(s.code())) {
+            endpoint.health.failure(&self.ctx.ejection, Instant::now());
+        }
+        result
+    }
+}
+
+/// A call counted in its endpoint's `in_flight` until dropped — also when the caller
+/// drops the call's future half-way (a timeout around it), which must not leave the
+/// endpoint looking busy forever.
+struct InFlight<'a>(&'a Endpoint);
+
+impl<'a> InFlight<'a> {
+    fn count(endpoint: &'a Endpoint) -> Self {
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(endpoint)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An endpoint's identity within one call (its address in memory).
+fn ptr(endpoint: &Arc<Endpoint>) -> usize {
+    Arc::as_ptr(endpoint) as usize
+}
+
+/// Calls in flight per unit of weight.
+fn load(endpoint: &Endpoint) -> f64 {
+    endpoint.in_flight.load(Ordering::Relaxed) as f64 / f64::from(endpoint.instance.weight.max(1))
+}
+
+/// The connection was lost (or never made) before the reply: the statuses a pull may be
+/// resent after.
+fn is_connection_loss(status: i32) -> bool {
+    matches!(
+        status,
+        code::CONN_CLOSED | code::WRITE_FAILED | code::DIAL_FAILED
+    )
+}
+
+/// One instance as the client sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointView {
+    /// The instance's id.
+    pub id: String,
+    /// The address dialed.
+    pub addr: String,
+    /// Sessions of its pool connected now.
+    pub connected: usize,
+    /// Calls of this client under way through it.
+    pub in_flight: usize,
+    /// Ejected now (after connection failures in a row).
+    pub ejected: bool,
+}
+
+impl Balanced {
+    /// A client of `service`, whose instances `discovery` gives.
+    pub fn builder<D: Discovery>(service: impl Into<String>, discovery: D) -> BalancedBuilder<D> {
+        BalancedBuilder {
+            service: service.into(),
+            discovery,
+            peer: None,
+            config: BalancedConfig::default(),
+        }
+    }
+
+    /// The service called.
+    pub fn service(&self) -> &str {
+        &self.inner.service
+    }
+
+    /// A view of the client whose calls go to the instance owning `key` on the hash ring
+    /// (affinity: the same key, the same instance, while the set of instances stays the
+    /// same; when it leaves, only its keys move).
+    pub fn keyed(&self, key: impl AsRef<[u8]>) -> Keyed {
+        Keyed {
+            client: self.clone(),
+            hash: hash_key(key.as_ref()),
+        }
+    }
+
+    /// The instances calls may go to now, and their state.
+    pub fn endpoints(&self) -> Vec<EndpointView> {
+        let set = self.inner.set.read().expect("not poisoned").clone();
+        let now = Instant::now();
+        set.endpoints
+            .iter()
+            .map(|e| EndpointView {
+                id: e.instance.id.clone(),
+                addr: e.instance.addr().unwrap_or_default().to_owned(),
+                connected: e.connected(),
+                in_flight: e.in_flight.load(Ordering::Relaxed),
+                ejected: !e.health.is_available(now),
+            })
+            .collect()
+    }
+
+    /// The peer the sessions are dialed from.
+    pub fn peer(&self) -> &Peer {
+        &self.inner.ctx.peer
+    }
+}
+
+impl Stub for Balanced {
+    fn pull<A: EncodeBody + Sync>(
+        &self,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+    ) -> impl std::future::Future<Output = Result<Reply, Status>> + Send {
+        self.inner.pull(None, uri, args, opts)
+    }
+
+    fn push<A: EncodeBody + Sync>(
+        &self,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+    ) -> impl std::future::Future<Output = Result<(), Status>> + Send {
+        self.inner.push(None, uri, args, opts)
+    }
+}
+
+/// A [`Balanced`] client whose calls all go to the instance owning one key (see
+/// [`Balanced::keyed`]).
+#[derive(Clone)]
+pub struct Keyed {
+    client: Balanced,
+    hash: u64,
+}
+
+impl Stub for Keyed {
+    fn pull<A: EncodeBody + Sync>(
+        &self,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+    ) -> impl std::future::Future<Output = Result<Reply, Status>> + Send {
+        self.client.inner.pull(Some(self.hash), uri, args, opts)
+    }
+
+    fn push<A: EncodeBody + Sync>(
+        &self,
+        uri: &str,
+        args: &A,
+        opts: PullOptions,
+    ) -> impl std::future::Future<Output = Result<(), Status>> + Send {
+        self.client.inner.push(Some(self.hash), uri, args, opts)
+    }
+}
