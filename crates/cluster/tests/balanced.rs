@@ -280,6 +280,7 @@ async fn a_key_stays_on_its_instance_and_moves_only_when_it_leaves() {
         .build()
         .await
         .unwrap();
+    assert!(balanced.wait_connected(Duration::from_secs(5)).await);
     let owners = |balanced: &Balanced| {
         let balanced = balanced.clone();
         async move {

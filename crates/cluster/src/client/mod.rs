@@ -14,7 +14,8 @@
 //! **Failover.** A pull whose connection is lost before its reply (status 102, 104, 105) is
 //! sent again to another instance only when it is idempotent (`#[jaunt(idempotent)]` on the
 //! route, or `.idempotent()` on the call), only within its deadline, and only while the
-//! retry budget allows (retries stay under `retry_ratio` — 20 % by default — of the calls,
+//! retry budget allows (retries stay under `retry_ratio` — 20 % by default — of the
+//! idempotent pulls made,
 //! plus a few per second). Other pulls fail with the status, whose cause says why they
 //! were not resent. An instance whose connections keep failing is **ejected** for a
 //! backoff period ([`Ejection`]) and comes back on its own; while every instance is
@@ -228,7 +229,7 @@ impl<D: Discovery> BalancedBuilder<D> {
         self
     }
 
-    /// Retries allowed: `ratio` of the calls (over the last 10 s), and at least
+    /// Retries allowed: `ratio` of the idempotent pulls (over the last 10 s), and at least
     /// `min_per_s` per second.
     pub fn retry_budget(mut self, ratio: f32, min_per_s: u32) -> Self {
         self.config.retry_ratio = ratio;
@@ -327,12 +328,14 @@ impl Inner {
     /// Picks an endpoint (not one of `tried`) and a connected session of it.
     fn pick(&self, key: Option<u64>, tried: &[usize]) -> Option<(Arc<Endpoint>, Session)> {
         let set = self.set.read().expect("not poisoned").clone();
-        let now = Instant::now();
+        // The clock is read only when some endpoint has a failure on record.
+        let now = std::cell::OnceCell::new();
+        let now = || *now.get_or_init(Instant::now);
         let n = set.endpoints.len();
         let usable = |i: usize, healthy_only: bool| {
             let endpoint = &set.endpoints[i];
             if tried.contains(&ptr(endpoint))
-                || (healthy_only && !endpoint.health.is_available(now))
+                || (healthy_only && !endpoint.health.is_available_at(now))
             {
                 return None;
             }
@@ -375,6 +378,10 @@ impl Inner {
         tried: &[usize],
         deadline: Option<Instant>,
     ) -> Result<(Arc<Endpoint>, Session), Status> {
+        // The usual case first: a session is there, nothing to wait for.
+        if let Some(chosen) = self.pick(key, tried) {
+            return Ok(chosen);
+        }
         let wait = self
             .config
             .connect_wait
@@ -414,10 +421,13 @@ impl Inner {
     ) -> Result<Reply, Status> {
         let budget = opts.time_budget().or(self.ctx.peer.config().pull_timeout);
         let deadline = budget.map(|b| Instant::now() + b);
-        self.budget.deposit();
         let mut tried = Vec::new();
-        // Only an idempotent pull may be sent again: keep its options for that.
-        let retry_opts = opts.is_idempotent().then(|| opts.clone());
+        // Only an idempotent pull may be sent again: keep its options for that. The retry
+        // budget counts the pulls that could be resent, so resends stay a fraction of them.
+        let retry_opts = opts.is_idempotent().then(|| {
+            self.budget.deposit();
+            opts.clone()
+        });
         let mut opts = Some(opts);
         loop {
             let (endpoint, session) = self.pick_or_wait(key, &tried, deadline).await?;
@@ -435,7 +445,10 @@ impl Inner {
                 session.pull_with(uri, args, this_opts).await
             };
             let status = match result {
-                Ok(reply) => return Ok(reply),
+                Ok(reply) => {
+                    endpoint.health.success();
+                    return Ok(reply);
+                }
                 Err(status) if is_connection_loss(status.code()) => status,
                 Err(status) => return Err(status),
             };
@@ -573,6 +586,40 @@ impl Balanced {
                 ejected: !e.health.is_available(now),
             })
             .collect()
+    }
+
+    /// Waits until every instance known now has at least one session connected, or
+    /// `timeout` passes; returns whether they all have. Calls made before work too (they
+    /// wait for a first session), but go to whichever instance connected first — a keyed
+    /// call, to the next instance on the ring — so programs that care about the spread
+    /// from the first call wait for this.
+    ///
+    /// ```no_run
+    /// # async fn f(balanced: jaunt_cluster::client::Balanced) {
+    /// use std::time::Duration;
+    /// if !balanced.wait_connected(Duration::from_secs(5)).await {
+    ///     eprintln!("some instances are unreachable: {:?}", balanced.endpoints());
+    /// }
+    /// # }
+    /// ```
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            let ready = self.inner.ctx.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            let set = self.inner.set.read().expect("not poisoned").clone();
+            if set.endpoints.iter().all(|e| e.connected() > 0) {
+                return true;
+            }
+            // Also look again now and then: a set may change without a new session.
+            let next = until.min(tokio::time::Instant::now() + Duration::from_millis(50));
+            let _ = tokio::time::timeout_at(next, ready).await;
+            if tokio::time::Instant::now() >= until {
+                let set = self.inner.set.read().expect("not poisoned").clone();
+                return set.endpoints.iter().all(|e| e.connected() > 0);
+            }
+        }
     }
 
     /// The peer the sessions are dialed from.

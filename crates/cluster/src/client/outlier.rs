@@ -2,6 +2,7 @@
 //! the choice — for a backoff period that doubles with each ejection in a row, and comes
 //! back on its own when the period ends.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,9 @@ impl Default for Ejection {
 /// One endpoint's health.
 #[derive(Debug, Default)]
 pub(crate) struct Health {
+    /// Whether `state` holds anything (a failure or an ejection): while it does not — the
+    /// usual case — a call asks one atomic, not the lock and the clock.
+    marked: AtomicBool,
     state: Mutex<HealthState>,
 }
 
@@ -43,24 +47,36 @@ struct HealthState {
 impl Health {
     /// Whether the endpoint may be chosen now.
     pub(crate) fn is_available(&self, now: Instant) -> bool {
+        self.is_available_at(|| now)
+    }
+
+    /// Like [`is_available`](Self::is_available), reading the clock only when an ejection
+    /// is on record.
+    pub(crate) fn is_available_at(&self, now: impl FnOnce() -> Instant) -> bool {
+        if !self.marked.load(Ordering::Acquire) {
+            return true;
+        }
         let state = self.state.lock().expect("not poisoned");
-        state.ejected_until.is_none_or(|until| now >= until)
+        state.ejected_until.is_none_or(|until| now() >= until)
     }
 
     /// A call or dial through the endpoint worked.
     pub(crate) fn success(&self) {
-        let mut state = self.state.lock().expect("not poisoned");
-        if state.failures_in_a_row != 0 || state.ejected_until.is_some() {
-            state.failures_in_a_row = 0;
-            state.ejections_in_a_row = 0;
-            state.ejected_until = None;
+        if !self.marked.load(Ordering::Acquire) {
+            return;
         }
+        let mut state = self.state.lock().expect("not poisoned");
+        state.failures_in_a_row = 0;
+        state.ejections_in_a_row = 0;
+        state.ejected_until = None;
+        self.marked.store(false, Ordering::Release);
     }
 
     /// A connection through the endpoint failed. Returns the ejection's length when this
     /// failure ejects it.
     pub(crate) fn failure(&self, rule: &Ejection, now: Instant) -> Option<Duration> {
         let mut state = self.state.lock().expect("not poisoned");
+        self.marked.store(true, Ordering::Release);
         if state.ejected_until.is_some_and(|until| now < until) {
             return None;
         }
