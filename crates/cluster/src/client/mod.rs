@@ -65,7 +65,8 @@ pub struct BalancedConfig {
     pub policy: Policy,
     /// When an instance is ejected, and for how long.
     pub ejection: Ejection,
-    /// Retries allowed, as a share of the calls (over the last 10 s). Default 0.2.
+    /// Retries allowed, as a share of the idempotent pulls made (over the last 10 s).
+    /// Default 0.2.
     pub retry_ratio: f32,
     /// Retries allowed per second whatever the share (so a quiet client can still fail
     /// over). Default 10.
