@@ -68,14 +68,11 @@ fn main() {
     if std::env::var_os(ROLE_ENV).is_some() {
         serve();
     }
-    // Enough of the test harness's command line: `--list`, and name filters.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
+    if std::env::args().any(|a| a == "--list") {
         println!("many_hosts: test");
         return;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| "many_hosts".contains(f.as_str())) {
+    if !selected(std::env::args().skip(1)) {
         println!("running 0 tests (many_hosts filtered out)");
         return;
     }
@@ -94,6 +91,35 @@ fn main() {
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     println!("test many_hosts ... ok");
+}
+
+/// Whether the test harness's command line (`cargo test -p jaunt-cluster -- ARGS`) selects
+/// the test: its name filters, `--skip`, `--exact`, `--ignored`.
+fn selected(mut args: impl Iterator<Item = String>) -> bool {
+    const NAME: &str = "many_hosts";
+    let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // Only tests marked #[ignore] run: this one is not.
+            "--ignored" => return false,
+            "--exact" => exact = true,
+            "--skip" => skips.extend(args.next()),
+            // Options with a value: the value is no filter.
+            "--test-threads" | "--format" | "--color" | "--logfile" | "--shuffle-seed" | "-Z" => {
+                args.next();
+            }
+            flag if flag.starts_with('-') => {}
+            filter => filters.push(filter.to_owned()),
+        }
+    }
+    let matches = |pattern: &String| {
+        if exact {
+            pattern == NAME
+        } else {
+            NAME.contains(pattern.as_str())
+        }
+    };
+    (filters.is_empty() || filters.iter().any(matches)) && !skips.iter().any(matches)
 }
 
 /// A server host: serves `Who` on `$JAUNT_HOSTS_ADDR` with heartbeats, prints `ready ADDR`
@@ -197,6 +223,11 @@ struct Tally {
     once_failed: Mutex<Vec<Status>>,
     /// Replies per host.
     by_host: Mutex<BTreeMap<String, u64>>,
+    /// The longest idempotent pull (a pull caught on the silent host waits for the
+    /// heartbeat to close its session, then is resent), in microseconds.
+    idempotent_longest_us: AtomicU64,
+    /// Idempotent pulls that took over 100 ms (the work is 5 ms).
+    idempotent_slow: AtomicU64,
 }
 
 impl Tally {
@@ -322,8 +353,16 @@ async fn many_hosts() {
         let (who, tally, stop) = (who.clone(), tally.clone(), stop.clone());
         load.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
                 match who.slow(5).timeout(Duration::from_secs(10)).await {
                     Ok(host) => {
+                        let took = started.elapsed();
+                        tally
+                            .idempotent_longest_us
+                            .fetch_max(took.as_micros() as u64, Ordering::Relaxed);
+                        if took > Duration::from_millis(100) {
+                            tally.idempotent_slow.fetch_add(1, Ordering::Relaxed);
+                        }
                         tally.idempotent_ok.fetch_add(1, Ordering::Relaxed);
                         tally.replied(&host);
                     }
@@ -484,6 +523,11 @@ async fn many_hosts() {
         tally.once_ok.load(Ordering::Relaxed),
         tally.once_failed.lock().unwrap().len(),
         tally.by_host.lock().unwrap()
+    );
+    println!(
+        "idempotent pulls over 100 ms: {}; longest: {:?}",
+        tally.idempotent_slow.load(Ordering::Relaxed),
+        Duration::from_micros(tally.idempotent_longest_us.load(Ordering::Relaxed))
     );
     assert!(
         failed.is_empty(),
