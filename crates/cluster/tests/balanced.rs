@@ -190,6 +190,9 @@ async fn calls_spread_over_every_instance_through_a_pool_of_sessions() {
         .await
         .unwrap();
     let who = WhoClient::new(balanced.clone());
+    // The instances are known once `build` returns (a wait on an empty view would end at
+    // once: the calls below went to whichever instance connected first).
+    assert_eq!(balanced.endpoints().len(), 3, "{:?}", balanced.endpoints());
     // Calls made before the pools are up go to whatever is connected: wait for all.
     let deadline = Instant::now() + Duration::from_secs(5);
     while !balanced.endpoints().iter().all(|e| e.connected == 3) {
@@ -542,6 +545,7 @@ async fn a_silent_instance_does_not_capture_every_caller() {
     ];
     let list = StaticList::new(servers.iter().map(Server::instance));
     let balanced = Balanced::builder("who", list).build().await.unwrap();
+    assert_eq!(balanced.endpoints().len(), 4, "known from the start");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !balanced.endpoints().iter().all(|e| e.connected == 2) {
         assert!(Instant::now() < deadline, "{:?}", balanced.endpoints());

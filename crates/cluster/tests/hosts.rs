@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use jaunt::prelude::*;
 use jaunt::PeerConfig;
-use jaunt_cluster::client::{Balanced, EndpointView, Ejection};
+use jaunt_cluster::client::{Balanced, Ejection, EndpointView};
 use jaunt_cluster::discovery::Manual;
 use jaunt_cluster::Instance;
 use jaunt_plugins::heartbeat::{self, Ping, Pong};
@@ -241,12 +241,7 @@ impl Tally {
     }
 
     fn replies_of(&self, host: &str) -> u64 {
-        self.by_host
-            .lock()
-            .unwrap()
-            .get(host)
-            .copied()
-            .unwrap_or(0)
+        self.by_host.lock().unwrap().get(host).copied().unwrap_or(0)
     }
 }
 
@@ -396,7 +391,10 @@ async fn many_hosts() {
             tokio::spawn(async move {
                 (
                     host,
-                    keyed.slow_once(5_000).timeout(Duration::from_secs(10)).await,
+                    keyed
+                        .slow_once(5_000)
+                        .timeout(Duration::from_secs(10))
+                        .await,
                 )
             })
         })

@@ -295,25 +295,30 @@ impl<D: Discovery> BalancedBuilder<D> {
             turn: AtomicUsize::new(0),
             follower: std::sync::Mutex::new(None),
         });
+        // The first set is applied before `build` returns: the client knows its instances
+        // (and `endpoints()` shows them, dialing) from the start.
+        let mut endpoints = endpoints;
+        let first = endpoints.borrow_and_update().clone();
+        inner.apply(&first);
         let follower = tokio::spawn(follow(Arc::downgrade(&inner), endpoints));
         *inner.follower.lock().expect("not poisoned") = Some(follower.abort_handle());
         Ok(Balanced { inner })
     }
 }
 
-/// Applies every new set of instances discovery announces, until the client is dropped.
+/// Applies every new set of instances discovery announces (after the first, which
+/// `build` applied), until the client is dropped.
 async fn follow(inner: Weak<Inner>, mut endpoints: watch::Receiver<Endpoints>) {
     loop {
+        if endpoints.changed().await.is_err() {
+            // The backend will announce nothing more (a static list): keep the last set.
+            return;
+        }
         let Some(client) = inner.upgrade() else {
             return;
         };
         let set = endpoints.borrow_and_update().clone();
         client.apply(&set);
-        drop(client);
-        if endpoints.changed().await.is_err() {
-            // The backend will announce nothing more (a static list): keep the last set.
-            return;
-        }
     }
 }
 

@@ -132,9 +132,11 @@ impl Net {
     /// A bridge and `hosts` namespaces joined to it, each with its address and `lo` up.
     pub fn new(hosts: usize) -> Result<Net, String> {
         if !is_root() {
-            return Err("the many-hosts test creates network namespaces: it must run as root \
+            return Err(
+                "the many-hosts test creates network namespaces: it must run as root \
                  (CI does); run `sudo -E cargo test -p jaunt-cluster --test hosts`"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         ip(&["-V"])?;
         delete_leftovers();
@@ -147,8 +149,22 @@ impl Net {
         };
         // From here on, a failure drops `net`, which deletes what was made.
         let bridge = net.bridge.clone();
-        ip(&["link", "add", &bridge, "type", "bridge", "forward_delay", "0"])?;
-        ip(&["addr", "add", &format!("{}.1/24", net.subnet), "dev", &bridge])?;
+        ip(&[
+            "link",
+            "add",
+            &bridge,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+        ])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}.1/24", net.subnet),
+            "dev",
+            &bridge,
+        ])?;
         ip(&["link", "set", &bridge, "up"])?;
         for i in 0..hosts {
             let host = Host {
@@ -176,7 +192,13 @@ impl Net {
             in_ns(&["link", "set", "eth0", "up"])?;
             // The root namespace (where an etcd for the hosts would listen, on the
             // bridge's address) is the way out.
-            in_ns(&["route", "add", "default", "via", &format!("{}.1", net.subnet)])?;
+            in_ns(&[
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("{}.1", net.subnet),
+            ])?;
         }
         Ok(net)
     }
