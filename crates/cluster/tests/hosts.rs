@@ -37,8 +37,17 @@ const ADDR_ENV: &str = "JAUNT_HOSTS_ADDR";
 /// Every host listens on this port of its own address.
 const PORT: u16 = 7000;
 /// Heartbeat rate of both sides: an idle session is pinged after this, and closed when
-/// the ping gets no reply within twice it.
+/// the ping gets no reply within twice it. `JAUNT_HOSTS_HEARTBEAT_MS` changes it (to
+/// measure how detection scales with it); the hosts get the test's value.
 const HEARTBEAT: Duration = Duration::from_millis(250);
+const HEARTBEAT_ENV: &str = "JAUNT_HOSTS_HEARTBEAT_MS";
+
+fn heartbeat_rate() -> Duration {
+    std::env::var(HEARTBEAT_ENV)
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(HEARTBEAT, Duration::from_millis)
+}
 /// The whole test's bound.
 const TEST_BOUND: Duration = Duration::from_secs(60);
 
@@ -143,7 +152,7 @@ fn serve() -> ! {
         heartbeat::routes(&mut router).unwrap();
         let peer = Peer::builder(router)
             .plugin(Pong::new())
-            .plugin(Ping::new(HEARTBEAT))
+            .plugin(Ping::new(heartbeat_rate()))
             .build()
             .unwrap();
         // ETCD: here the host registers itself (the registry plugin, with a lease), so that
@@ -205,6 +214,7 @@ fn start_host(net: &Net, i: usize, id: &str) -> (HostProcess, Instance) {
         (ROLE_ENV, "server".to_owned()),
         (ID_ENV, id.to_owned()),
         (ADDR_ENV, addr.clone()),
+        (HEARTBEAT_ENV, heartbeat_rate().as_millis().to_string()),
     ];
     let (process, first) = tokio::task::block_in_place(|| {
         host.spawn(&exe, &env, Duration::from_secs(10))
@@ -282,6 +292,7 @@ async fn wait_for(
 }
 
 async fn many_hosts() {
+    let heartbeat = heartbeat_rate();
     let net = Net::new(3).unwrap_or_else(|e| panic!("{e}"));
     let registry = Registry::new();
     let ids = ["a", "b", "c"];
@@ -303,7 +314,7 @@ async fn many_hosts() {
                 .build(),
         )
         .plugin(Pong::new())
-        .plugin(Ping::new(HEARTBEAT))
+        .plugin(Ping::new(heartbeat))
         .build()
         .unwrap();
     let balanced = Balanced::builder("who", registry.discovery())
@@ -419,10 +430,10 @@ async fn many_hosts() {
     })
     .await;
     let (a_ejected, b_ejected) = (a_ejected.unwrap(), b_ejected.unwrap());
-    println!("link cut -> a ejected: {a_ejected:?} (heartbeat {HEARTBEAT:?})");
+    println!("link cut -> a ejected: {a_ejected:?} (heartbeat {heartbeat:?})");
     println!("SIGKILL -> b ejected: {b_ejected:?}");
     assert!(
-        a_ejected < HEARTBEAT * 3 + Duration::from_secs(1),
+        a_ejected < heartbeat * 3 + Duration::from_secs(1),
         "a silent host is ejected within a few heartbeats: {a_ejected:?}"
     );
 
