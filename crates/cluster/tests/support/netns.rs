@@ -95,25 +95,49 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the test process `pid` is gone.
+fn is_gone(pid: &str) -> bool {
+    !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Deletes what a test process that no longer runs left behind (it was killed before its
-/// `Net` was dropped).
+/// `Net` was dropped): its namespaces, its bridge and the root ends of its veths.
 fn delete_leftovers() {
-    let Ok(list) = ip_output(&["netns", "list"]) else {
-        return;
-    };
-    for line in list.lines() {
-        let Some(name) = line.split_whitespace().next() else {
-            continue;
-        };
-        let Some(pid) = name
-            .strip_prefix(NS_PREFIX)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = ip(&["netns", "del", name]);
-            let _ = ip(&["link", "del", &format!("jbr{pid}")]);
+    if let Ok(list) = ip_output(&["netns", "list"]) {
+        for line in list.lines() {
+            let Some(name) = line.split_whitespace().next() else {
+                continue;
+            };
+            let Some(pid) = name
+                .strip_prefix(NS_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+            else {
+                continue;
+            };
+            if is_gone(pid) {
+                let _ = ip(&["netns", "del", name]);
+            }
+        }
+    }
+    // `ip -o link` lines: "206: jv26288h0@if205: <...> ...".
+    if let Ok(links) = ip_output(&["-o", "link", "show"]) {
+        for line in links.lines() {
+            let Some(name) = line
+                .split(": ")
+                .nth(1)
+                .and_then(|name| name.split('@').next())
+            else {
+                continue;
+            };
+            let pid = name.strip_prefix("jbr").or_else(|| {
+                name.strip_prefix("jv")
+                    .and_then(|rest| rest.split(['h', 'n']).next())
+            });
+            if pid.is_some_and(is_gone) {
+                let _ = ip(&["link", "del", name]);
+            }
         }
     }
 }
