@@ -170,7 +170,9 @@ fn serve() -> ! {
 /// and deregisters it when its lease would have expired). With etcd: `discovery()` becomes
 /// `EtcdDiscovery` on the test etcd (listening on the bridge's address, `Net::gateway`,
 /// so the hosts reach it), `register` disappears (hosts register themselves, see `serve`),
-/// `deregister` becomes "wait for the lease to expire", and `ids()` reads the keys.
+/// `deregister` becomes "wait for the lease to expire", and `ids()` reads the keys. The
+/// lease's TTL must then outlast a's cut (about 3 s here: a stays registered, as now) and
+/// bounds how long the test waits for b's entry to go.
 struct Registry {
     manual: Manual,
     live: Mutex<BTreeMap<String, Instance>>,
@@ -215,6 +217,7 @@ fn start_host(net: &Net, i: usize, id: &str) -> (HostProcess, Instance) {
         (ID_ENV, id.to_owned()),
         (ADDR_ENV, addr.clone()),
         (HEARTBEAT_ENV, heartbeat_rate().as_millis().to_string()),
+        // ETCD: and the test etcd's address (on the bridge, `Net::gateway`).
     ];
     let (process, first) = tokio::task::block_in_place(|| {
         host.spawn(&exe, &env, Duration::from_secs(10))
@@ -457,6 +460,7 @@ async fn many_hosts() {
 
     // b's lease expires (it was killed: nothing renews it); a's outage is shorter than a
     // lease, it stays registered. The client follows the registry.
+    // ETCD: wait until the registry lists exactly a and c (b's lease expired).
     registry.deregister("b");
     let expected: BTreeSet<String> = ["a", "c"].map(String::from).into();
     assert_eq!(registry.ids(), expected);
@@ -484,6 +488,7 @@ async fn many_hosts() {
     let (process, instance) = start_host(&net, 1, "b");
     assert_eq!(instance, instances[1]);
     hosts[1] = Some(process);
+    // ETCD: b registered itself on start; wait until the registry lists it.
     registry.register(instance);
     let restarted_at = Instant::now();
     let (mut a_back, mut b_back) = (None, None);
