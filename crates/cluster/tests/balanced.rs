@@ -30,10 +30,15 @@ trait Who {
 struct Named {
     name: String,
     notes: Arc<AtomicU64>,
+    /// Answers `name` only after a minute: an instance gone silent.
+    stalled: bool,
 }
 
 impl Who for Named {
     async fn name(&self, _: &PullCtx) -> Result<String, Status> {
+        if self.stalled {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
         Ok(self.name.clone())
     }
     async fn slow(&self, _: &PullCtx, ms: u64) -> Result<String, Status> {
@@ -67,12 +72,20 @@ impl Server {
     /// Starts the server from a thread of its own (tests call it from inside their runtime).
     fn start_at(name: &str, addr: &str) -> Server {
         let (name, addr) = (name.to_owned(), addr.to_owned());
-        std::thread::spawn(move || Server::start_here(&name, &addr))
+        std::thread::spawn(move || Server::start_here(&name, &addr, false))
             .join()
             .unwrap()
     }
 
-    fn start_here(name: &str, addr: &str) -> Server {
+    /// A server whose `name` pulls get no answer (for a minute).
+    fn start_stalled(name: &str) -> Server {
+        let name = name.to_owned();
+        std::thread::spawn(move || Server::start_here(&name, "127.0.0.1:0", true))
+            .join()
+            .unwrap()
+    }
+
+    fn start_here(name: &str, addr: &str, stalled: bool) -> Server {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -84,6 +97,7 @@ impl Server {
             .service(WhoServer::new(Named {
                 name: name.to_owned(),
                 notes: notes.clone(),
+                stalled,
             }))
             .unwrap();
         let peer = Peer::new(router);
@@ -176,6 +190,9 @@ async fn calls_spread_over_every_instance_through_a_pool_of_sessions() {
         .await
         .unwrap();
     let who = WhoClient::new(balanced.clone());
+    // The instances are known once `build` returns (a wait on an empty view would end at
+    // once: the calls below went to whichever instance connected first).
+    assert_eq!(balanced.endpoints().len(), 3, "{:?}", balanced.endpoints());
     // Calls made before the pools are up go to whatever is connected: wait for all.
     let deadline = Instant::now() + Duration::from_secs(5);
     while !balanced.endpoints().iter().all(|e| e.connected == 3) {
@@ -515,4 +532,58 @@ async fn a_call_dropped_half_way_does_not_leave_its_instance_looking_busy() {
     assert!(gave_up.is_err());
     let view = balanced.endpoints();
     assert_eq!(view[0].in_flight, 0, "{view:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_instance_does_not_capture_every_caller() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    // "a" takes calls and never answers; "b" is down; "c" and "d" work.
+    let mut servers = [
+        Server::start_stalled("a"),
+        Server::start("b"),
+        Server::start("c"),
+        Server::start("d"),
+    ];
+    let list = StaticList::new(servers.iter().map(Server::instance));
+    let balanced = Balanced::builder("who", list).build().await.unwrap();
+    assert_eq!(balanced.endpoints().len(), 4, "known from the start");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !balanced.endpoints().iter().all(|e| e.connected == 2) {
+        assert!(Instant::now() < deadline, "{:?}", balanced.endpoints());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    servers[1].kill();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // 8 callers in a closed loop. A caller whose pull went to "a" waits; the choice of two
+    // goes by calls pending, so "a" — holding more and more — must stop being chosen,
+    // whatever else is down: the others keep the callers busy.
+    let who = WhoClient::new(balanced.clone());
+    let done = Arc::new(AtomicU64::new(0));
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (who, done) = (who.clone(), done.clone());
+            tokio::spawn(async move {
+                loop {
+                    if who.name().timeout(Duration::from_secs(10)).await.is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = done.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let recent = done.load(Ordering::Relaxed) - before;
+    let view = balanced.endpoints();
+    for caller in callers {
+        caller.abort();
+    }
+    let stuck = view.iter().find(|e| e.id == "a").unwrap().in_flight;
+    assert!(
+        stuck <= 6,
+        "{stuck} of 8 callers wait on the silent instance: {view:?}"
+    );
+    assert!(recent > 100, "only {recent} calls in 500 ms: {view:?}");
 }

@@ -3,8 +3,9 @@
 //! [`Balanced`] follows a service's instances through a [`Discovery`] backend, keeps a pool
 //! of sessions dialed to each, and sends every call to one of them:
 //!
-//! - **power of two choices** (the default): two instances drawn at random (by weight), the
-//!   one with fewer calls in flight wins; or **round-robin**;
+//! - **power of two choices** (the default): two different instances drawn at random (by
+//!   weight), the one with fewer calls in flight wins (when a draw cannot be used — its
+//!   instance down or ejected — the least loaded usable instance); or **round-robin**;
 //! - **consistent hashing** for affinity: calls through [`Balanced::keyed`] go to the
 //!   instance that owns the key on a hash ring (the next one on the ring while it is
 //!   unavailable), so the same key reaches the same instance while the set stays the same.
@@ -47,8 +48,11 @@ use ring::{hash_key, Ring};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Policy {
-    /// Two instances drawn at random in proportion to their weight; the one with fewer calls
-    /// in flight (per unit of weight) gets the call.
+    /// Two different instances drawn at random in proportion to their weight; the one with
+    /// fewer calls in flight (per unit of weight) gets the call. So an instance that takes
+    /// calls and never answers (gone silent, until heartbeats close its sessions) stops
+    /// being chosen once it holds more than the others, instead of ending up with every
+    /// caller.
     #[default]
     PowerOfTwoChoices,
     /// Each instance in turn (weights ignored).
@@ -182,6 +186,28 @@ impl EndpointSet {
         let point = fastrand::u64(0..total);
         Some(self.weight_sums.partition_point(|&sum| sum <= point))
     }
+
+    /// An endpoint other than `drawn`, drawn at random in proportion to its weight; `None`
+    /// when there is no other with a weight.
+    fn draw_other(&self, drawn: usize) -> Option<usize> {
+        let total = *self.weight_sums.last()?;
+        let below = if drawn == 0 {
+            0
+        } else {
+            self.weight_sums[drawn - 1]
+        };
+        let own = self.weight_sums[drawn] - below;
+        let rest = total - own;
+        if rest == 0 {
+            return None;
+        }
+        // A point on the weights with `drawn`'s share cut out.
+        let mut point = fastrand::u64(0..rest);
+        if point >= below {
+            point += own;
+        }
+        Some(self.weight_sums.partition_point(|&sum| sum <= point))
+    }
 }
 
 /// Builds a [`Balanced`] client.
@@ -271,25 +297,30 @@ impl<D: Discovery> BalancedBuilder<D> {
             turn: AtomicUsize::new(0),
             follower: std::sync::Mutex::new(None),
         });
+        // The first set is applied before `build` returns: the client knows its instances
+        // (and `endpoints()` shows them, dialing) from the start.
+        let mut endpoints = endpoints;
+        let first = endpoints.borrow_and_update().clone();
+        inner.apply(&first);
         let follower = tokio::spawn(follow(Arc::downgrade(&inner), endpoints));
         *inner.follower.lock().expect("not poisoned") = Some(follower.abort_handle());
         Ok(Balanced { inner })
     }
 }
 
-/// Applies every new set of instances discovery announces, until the client is dropped.
+/// Applies every new set of instances discovery announces (after the first, which
+/// `build` applied), until the client is dropped.
 async fn follow(inner: Weak<Inner>, mut endpoints: watch::Receiver<Endpoints>) {
     loop {
+        if endpoints.changed().await.is_err() {
+            // The backend will announce nothing more (a static list): keep the last set.
+            return;
+        }
         let Some(client) = inner.upgrade() else {
             return;
         };
         let set = endpoints.borrow_and_update().clone();
         client.apply(&set);
-        drop(client);
-        if endpoints.changed().await.is_err() {
-            // The backend will announce nothing more (a static list): keep the last set.
-            return;
-        }
     }
 }
 
@@ -347,13 +378,21 @@ impl Inner {
                 Some(hash) => set.ring.walk(hash).find_map(|i| usable(i, healthy_only)),
                 None => match self.config.policy {
                     Policy::PowerOfTwoChoices => {
-                        let a = set.draw().and_then(|i| usable(i, healthy_only));
-                        let b = set.draw().and_then(|i| usable(i, healthy_only));
+                        // Two *different* instances: with the same one drawn twice, an
+                        // instance gone silent (its calls pending until heartbeats close
+                        // its sessions) would keep taking calls however many it holds, and
+                        // soon every caller would wait on it.
+                        let first = set.draw();
+                        let second = first.and_then(|first| set.draw_other(first));
+                        let a = first.and_then(|i| usable(i, healthy_only));
+                        let b = second.and_then(|i| usable(i, healthy_only));
                         match (a, b) {
                             (Some(a), Some(b)) => Some(if load(&b.0) < load(&a.0) { b } else { a }),
-                            (Some(one), None) | (None, Some(one)) => Some(one),
-                            // Both draws unusable: the least loaded of the rest.
-                            (None, None) => (0..n)
+                            // A draw unusable (an instance down, ejected, or tried): the
+                            // least loaded of the usable ones — taking the other draw
+                            // whatever its load would pile calls on a silent instance
+                            // while another is down.
+                            _ => (0..n)
                                 .filter_map(|i| usable(i, healthy_only))
                                 .min_by(|x, y| load(&x.0).total_cmp(&load(&y.0))),
                         }
@@ -674,5 +713,53 @@ impl Stub for Keyed {
         opts: PullOptions,
     ) -> impl std::future::Future<Output = Result<(), Status>> + Send {
         self.client.inner.push(Some(self.hash), uri, args, opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(weights: &[u64]) -> EndpointSet {
+        let mut sum = 0;
+        EndpointSet {
+            weight_sums: weights
+                .iter()
+                .map(|w| {
+                    sum += w;
+                    sum
+                })
+                .collect(),
+            ..EndpointSet::default()
+        }
+    }
+
+    #[test]
+    fn the_second_choice_is_another_instance_drawn_by_weight() {
+        let set = weights(&[1, 2, 3]);
+        for drawn in 0..3 {
+            let mut seen = [0u32; 3];
+            for _ in 0..6_000 {
+                let other = set.draw_other(drawn).unwrap();
+                assert_ne!(other, drawn);
+                seen[other] += 1;
+            }
+            // The others in proportion to their weights.
+            let others: Vec<usize> = (0..3).filter(|&i| i != drawn).collect();
+            let (x, y) = (others[0], others[1]);
+            let expected = (set_weight(&set, x) as f64) / (set_weight(&set, y) as f64);
+            let got = f64::from(seen[x]) / f64::from(seen[y]);
+            assert!(
+                (got / expected - 1.0).abs() < 0.15,
+                "drawn {drawn}: {seen:?}"
+            );
+        }
+        // Alone: no other.
+        assert_eq!(weights(&[5]).draw_other(0), None);
+        assert_eq!(weights(&[]).draw(), None);
+    }
+
+    fn set_weight(set: &EndpointSet, i: usize) -> u64 {
+        set.weight_sums[i] - if i == 0 { 0 } else { set.weight_sums[i - 1] }
     }
 }

@@ -1,0 +1,561 @@
+//! Many hosts: three server processes, each in a network namespace of its own, and a
+//! balanced client over them under load. One host's link is cut (its connections go
+//! silent: only heartbeats notice), another host is SIGKILLed; every idempotent pull must
+//! still succeed, a non-idempotent pull in flight on them must fail with a clear status,
+//! and both hosts must be used again once they are back.
+//!
+//! This file is its own `main` (`harness = false` in Cargo.toml): started with
+//! `JAUNT_HOSTS_ROLE=server` in its environment it is one of the server hosts (the test
+//! runs its own executable inside each namespace); otherwise it is the test.
+//!
+//! Needs root (CI runs as root) and `ip` (iproute2): see `support/netns.rs`.
+//!
+//! ```text
+//! cargo test -p jaunt-cluster --test hosts           # the test; prints its measurements
+//! ```
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jaunt::prelude::*;
+use jaunt::PeerConfig;
+use jaunt_cluster::client::{Balanced, Ejection, EndpointView};
+use jaunt_cluster::discovery::Manual;
+use jaunt_cluster::Instance;
+use jaunt_plugins::heartbeat::{self, Ping, Pong};
+use netns::{HostProcess, Net};
+
+/// The environment variable that makes this executable a server host.
+const ROLE_ENV: &str = "JAUNT_HOSTS_ROLE";
+const ID_ENV: &str = "JAUNT_HOSTS_ID";
+const ADDR_ENV: &str = "JAUNT_HOSTS_ADDR";
+/// Every host listens on this port of its own address.
+const PORT: u16 = 7000;
+/// Heartbeat rate of both sides: an idle session is pinged after this, and closed when
+/// the ping gets no reply within twice it. `JAUNT_HOSTS_HEARTBEAT_MS` changes it (to
+/// measure how detection scales with it); the hosts get the test's value.
+const HEARTBEAT: Duration = Duration::from_millis(250);
+const HEARTBEAT_ENV: &str = "JAUNT_HOSTS_HEARTBEAT_MS";
+
+fn heartbeat_rate() -> Duration {
+    std::env::var(HEARTBEAT_ENV)
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(HEARTBEAT, Duration::from_millis)
+}
+/// The whole test's bound.
+const TEST_BOUND: Duration = Duration::from_secs(60);
+
+#[jaunt::service]
+trait Who {
+    /// The server's name, after `ms` milliseconds.
+    #[jaunt(idempotent)]
+    async fn slow(&self, ctx: &PullCtx, ms: u64) -> Result<String, Status>;
+    /// The same, but not idempotent: never resent.
+    async fn slow_once(&self, ctx: &PullCtx, ms: u64) -> Result<String, Status>;
+}
+
+struct Named(String);
+
+impl Who for Named {
+    async fn slow(&self, _: &PullCtx, ms: u64) -> Result<String, Status> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(self.0.clone())
+    }
+    async fn slow_once(&self, _: &PullCtx, ms: u64) -> Result<String, Status> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(self.0.clone())
+    }
+}
+
+fn main() {
+    if std::env::var_os(ROLE_ENV).is_some() {
+        serve();
+    }
+    if std::env::args().any(|a| a == "--list") {
+        println!("many_hosts: test");
+        return;
+    }
+    if !selected(std::env::args().skip(1)) {
+        println!("running 0 tests (many_hosts filtered out)");
+        return;
+    }
+    println!("running 1 test\ntest many_hosts ...");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // A panic unwinds through `block_on`, dropping the test's future and with it every
+    // host process and the namespaces.
+    runtime.block_on(async {
+        tokio::time::timeout(TEST_BOUND, many_hosts())
+            .await
+            .unwrap_or_else(|_| panic!("the test took more than {TEST_BOUND:?}"));
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    println!("test many_hosts ... ok");
+}
+
+/// Whether the test harness's command line (`cargo test -p jaunt-cluster -- ARGS`) selects
+/// the test: its name filters, `--skip`, `--exact`, `--ignored`.
+fn selected(mut args: impl Iterator<Item = String>) -> bool {
+    const NAME: &str = "many_hosts";
+    let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // Only tests marked #[ignore] run: this one is not.
+            "--ignored" => return false,
+            "--exact" => exact = true,
+            "--skip" => skips.extend(args.next()),
+            // Options with a value: the value is no filter.
+            "--test-threads" | "--format" | "--color" | "--logfile" | "--shuffle-seed" | "-Z" => {
+                args.next();
+            }
+            flag if flag.starts_with('-') => {}
+            filter => filters.push(filter.to_owned()),
+        }
+    }
+    let matches = |pattern: &String| {
+        if exact {
+            pattern == NAME
+        } else {
+            NAME.contains(pattern.as_str())
+        }
+    };
+    (filters.is_empty() || filters.iter().any(matches)) && !skips.iter().any(matches)
+}
+
+/// A server host: serves `Who` on `$JAUNT_HOSTS_ADDR` with heartbeats, prints `ready ADDR`
+/// and runs until killed, or until its stdin closes (the test is gone).
+fn serve() -> ! {
+    let id = std::env::var(ID_ENV).expect("JAUNT_HOSTS_ID");
+    let addr = std::env::var(ADDR_ENV).expect("JAUNT_HOSTS_ADDR");
+    std::thread::spawn(|| {
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        std::process::exit(0);
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut router = Router::new();
+        router.service(WhoServer::new(Named(id.clone()))).unwrap();
+        heartbeat::routes(&mut router).unwrap();
+        let peer = Peer::builder(router)
+            .plugin(Pong::new())
+            .plugin(Ping::new(heartbeat_rate()))
+            .build()
+            .unwrap();
+        // ETCD: here the host registers itself (the registry plugin, with a lease), so that
+        // a SIGKILL leaves its entry to expire and a restart registers it again.
+        let bound = peer.listen(addr.as_str()).await.unwrap();
+        println!("ready {bound}");
+        std::future::pending::<()>().await;
+    });
+    unreachable!("the server runs until killed")
+}
+
+/// Where hosts are registered and the client discovers them.
+///
+/// ETCD: today a [`Manual`] list the test keeps (it registers a host once it is ready
+/// and deregisters it when its lease would have expired). With etcd: `discovery()` becomes
+/// `EtcdDiscovery` on the test etcd (listening on the bridge's address, `Net::gateway`,
+/// so the hosts reach it), `register` disappears (hosts register themselves, see `serve`),
+/// `deregister` becomes "wait for the lease to expire", and `ids()` reads the keys. The
+/// lease's TTL must then outlast a's cut (about 3 s here: a stays registered, as now) and
+/// bounds how long the test waits for b's entry to go.
+struct Registry {
+    manual: Manual,
+    live: Mutex<BTreeMap<String, Instance>>,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        Registry {
+            manual: Manual::new(),
+            live: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn discovery(&self) -> Manual {
+        self.manual.clone()
+    }
+
+    fn register(&self, instance: Instance) {
+        let mut live = self.live.lock().unwrap();
+        live.insert(instance.id.clone(), instance);
+        self.manual.set(live.values().cloned());
+    }
+
+    fn deregister(&self, id: &str) {
+        let mut live = self.live.lock().unwrap();
+        live.remove(id);
+        self.manual.set(live.values().cloned());
+    }
+
+    fn ids(&self) -> BTreeSet<String> {
+        self.live.lock().unwrap().keys().cloned().collect()
+    }
+}
+
+/// Starts host `i` of `net` as a server process named `id`.
+fn start_host(net: &Net, i: usize, id: &str) -> (HostProcess, Instance) {
+    let host = &net.hosts()[i];
+    let addr = format!("{}:{PORT}", host.ip);
+    let exe = std::env::current_exe().expect("the test executable");
+    let env = [
+        (ROLE_ENV, "server".to_owned()),
+        (ID_ENV, id.to_owned()),
+        (ADDR_ENV, addr.clone()),
+        (HEARTBEAT_ENV, heartbeat_rate().as_millis().to_string()),
+        // ETCD: and the test etcd's address (on the bridge, `Net::gateway`).
+    ];
+    let (process, first) = tokio::task::block_in_place(|| {
+        host.spawn(&exe, &env, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("host {id}: {e}"))
+    });
+    assert_eq!(first, format!("ready {addr}"), "host {id}");
+    (process, Instance::new(id, "who", addr))
+}
+
+/// What the load saw.
+#[derive(Default)]
+struct Tally {
+    idempotent_ok: AtomicU64,
+    idempotent_failed: Mutex<Vec<Status>>,
+    once_ok: AtomicU64,
+    once_failed: Mutex<Vec<Status>>,
+    /// Replies per host.
+    by_host: Mutex<BTreeMap<String, u64>>,
+    /// The longest idempotent pull (a pull caught on the silent host waits for the
+    /// heartbeat to close its session, then is resent), in microseconds.
+    idempotent_longest_us: AtomicU64,
+    /// Idempotent pulls that took over 100 ms (the work is 5 ms).
+    idempotent_slow: AtomicU64,
+}
+
+impl Tally {
+    fn replied(&self, host: &str) {
+        *self
+            .by_host
+            .lock()
+            .unwrap()
+            .entry(host.to_owned())
+            .or_insert(0) += 1;
+    }
+
+    fn replies_of(&self, host: &str) -> u64 {
+        self.by_host.lock().unwrap().get(host).copied().unwrap_or(0)
+    }
+}
+
+/// Whether `status` is the clear failure of a non-idempotent pull lost with its
+/// connection: a connection-loss status whose cause names the instance and says why it
+/// was not resent.
+fn is_clear_loss(status: &Status) -> bool {
+    let cause = status.cause().unwrap_or_default();
+    matches!(
+        status.code(),
+        code::CONN_CLOSED | code::WRITE_FAILED | code::DIAL_FAILED
+    ) && cause.contains("not resent: the pull is not idempotent")
+        && cause.contains("(instance ")
+}
+
+fn view_of(balanced: &Balanced, id: &str) -> Option<EndpointView> {
+    balanced.endpoints().into_iter().find(|e| e.id == id)
+}
+
+/// Waits (at most `bound`) until `ready` holds, panicking with `what` and the client's
+/// view otherwise; returns how long it took.
+async fn wait_for(
+    balanced: &Balanced,
+    bound: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) -> Duration {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < bound,
+            "{what}: not within {bound:?}; endpoints {:?}",
+            balanced.endpoints()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    started.elapsed()
+}
+
+async fn many_hosts() {
+    let heartbeat = heartbeat_rate();
+    let net = Net::new(3).unwrap_or_else(|e| panic!("{e}"));
+    let registry = Registry::new();
+    let ids = ["a", "b", "c"];
+    let mut hosts: Vec<Option<HostProcess>> = Vec::new();
+    let mut instances = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (process, instance) = start_host(&net, i, id);
+        hosts.push(Some(process));
+        registry.register(instance.clone());
+        instances.push(instance);
+    }
+
+    let mut router = Router::new();
+    heartbeat::routes(&mut router).unwrap();
+    let peer = Peer::builder(router)
+        .config(
+            PeerConfig::builder()
+                .dial_timeout(Duration::from_secs(1))
+                .build(),
+        )
+        .plugin(Pong::new())
+        .plugin(Ping::new(heartbeat))
+        .build()
+        .unwrap();
+    let balanced = Balanced::builder("who", registry.discovery())
+        .peer(peer)
+        .pool_size(2)
+        .ejection(Ejection {
+            failures: 2,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(4),
+        })
+        .connect_wait(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    wait_for(&balanced, Duration::from_secs(10), "pools filled", || {
+        let view = balanced.endpoints();
+        view.len() == 3 && view.iter().all(|e| e.connected == 2)
+    })
+    .await;
+    let who = WhoClient::new(balanced.clone());
+
+    // Keys the hash ring gives to a and to b: non-idempotent pulls pinned on the hosts
+    // about to fail.
+    let mut pinned: BTreeMap<String, String> = BTreeMap::new();
+    for n in 0..200 {
+        if pinned.len() == 2 {
+            break;
+        }
+        let key = format!("key-{n}");
+        let owner = WhoClient::new(balanced.keyed(&key)).slow(0).await.unwrap();
+        if owner != "c" {
+            pinned.entry(owner).or_insert(key);
+        }
+    }
+    assert_eq!(pinned.len(), 2, "keys owned by a and b: {pinned:?}");
+
+    // The load: 8 tasks of idempotent pulls, 4 of long non-idempotent ones.
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..8 {
+        let (who, tally, stop) = (who.clone(), tally.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                match who.slow(5).timeout(Duration::from_secs(10)).await {
+                    Ok(host) => {
+                        let took = started.elapsed();
+                        tally
+                            .idempotent_longest_us
+                            .fetch_max(took.as_micros() as u64, Ordering::Relaxed);
+                        if took > Duration::from_millis(100) {
+                            tally.idempotent_slow.fetch_add(1, Ordering::Relaxed);
+                        }
+                        tally.idempotent_ok.fetch_add(1, Ordering::Relaxed);
+                        tally.replied(&host);
+                    }
+                    Err(status) => tally.idempotent_failed.lock().unwrap().push(status),
+                }
+            }
+        }));
+    }
+    for _ in 0..4 {
+        let (who, tally, stop) = (who.clone(), tally.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match who.slow_once(600).timeout(Duration::from_secs(10)).await {
+                    Ok(host) => {
+                        tally.once_ok.fetch_add(1, Ordering::Relaxed);
+                        tally.replied(&host);
+                    }
+                    Err(status) => tally.once_failed.lock().unwrap().push(status),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Long non-idempotent pulls on a and on b, then the failures, mid-flight.
+    let in_flight: Vec<_> = pinned
+        .iter()
+        .map(|(host, key)| {
+            let keyed = WhoClient::new(balanced.keyed(key));
+            let host = host.clone();
+            tokio::spawn(async move {
+                (
+                    host,
+                    keyed
+                        .slow_once(5_000)
+                        .timeout(Duration::from_secs(10))
+                        .await,
+                )
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cut_at = Instant::now();
+    net.cut(0).unwrap_or_else(|e| panic!("{e}"));
+    let killed_at = Instant::now();
+    hosts[1].take().expect("b runs").kill();
+
+    // Both are ejected: b at once (its connections end), a once heartbeats go unanswered.
+    let (mut a_ejected, mut b_ejected) = (None, None);
+    wait_for(&balanced, Duration::from_secs(5), "a and b ejected", || {
+        let now = Instant::now();
+        if a_ejected.is_none() && view_of(&balanced, "a").is_some_and(|e| e.ejected) {
+            a_ejected = Some(now - cut_at);
+        }
+        if b_ejected.is_none() && view_of(&balanced, "b").is_some_and(|e| e.ejected) {
+            b_ejected = Some(now - killed_at);
+        }
+        a_ejected.is_some() && b_ejected.is_some()
+    })
+    .await;
+    let (a_ejected, b_ejected) = (a_ejected.unwrap(), b_ejected.unwrap());
+    println!("link cut -> a ejected: {a_ejected:?} (heartbeat {heartbeat:?})");
+    println!("SIGKILL -> b ejected: {b_ejected:?}");
+    assert!(
+        a_ejected < heartbeat * 3 + Duration::from_secs(1),
+        "a silent host is ejected within a few heartbeats: {a_ejected:?}"
+    );
+
+    // The pinned non-idempotent pulls fail, clearly, well before their deadline.
+    for call in in_flight {
+        let (host, result) = call.await.unwrap();
+        let status = result.expect_err("a non-idempotent pull in flight on a lost host fails");
+        assert!(
+            is_clear_loss(&status),
+            "pinned on {host}: unclear failure {status}"
+        );
+        assert!(
+            status
+                .cause()
+                .unwrap_or_default()
+                .contains(&format!("(instance {host};")),
+            "{status}"
+        );
+        println!("non-idempotent pull in flight on {host}: {status}");
+    }
+
+    // b's lease expires (it was killed: nothing renews it); a's outage is shorter than a
+    // lease, it stays registered. The client follows the registry.
+    // ETCD: wait until the registry lists exactly a and c (b's lease expired).
+    registry.deregister("b");
+    let expected: BTreeSet<String> = ["a", "c"].map(String::from).into();
+    assert_eq!(registry.ids(), expected);
+    wait_for(
+        &balanced,
+        Duration::from_secs(2),
+        "client follows the registry",
+        || {
+            balanced
+                .endpoints()
+                .iter()
+                .map(|e| e.id.clone())
+                .collect::<BTreeSet<_>>()
+                == expected
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // a's link comes back, b restarts on the same address (and registers again).
+    let a_replies = tally.replies_of("a");
+    let b_replies = tally.replies_of("b");
+    net.restore(0).unwrap_or_else(|e| panic!("{e}"));
+    let restored_at = Instant::now();
+    let (process, instance) = start_host(&net, 1, "b");
+    assert_eq!(instance, instances[1]);
+    hosts[1] = Some(process);
+    // ETCD: b registered itself on start; wait until the registry lists it.
+    registry.register(instance);
+    let restarted_at = Instant::now();
+    let (mut a_back, mut b_back) = (None, None);
+    wait_for(
+        &balanced,
+        Duration::from_secs(12),
+        "a and b used again",
+        || {
+            let back = |id: &str, before: u64| {
+                tally.replies_of(id) > before
+                    && view_of(&balanced, id).is_some_and(|e| e.connected > 0 && !e.ejected)
+            };
+            if a_back.is_none() && back("a", a_replies) {
+                a_back = Some(restored_at.elapsed());
+            }
+            if b_back.is_none() && back("b", b_replies) {
+                b_back = Some(restarted_at.elapsed());
+            }
+            a_back.is_some() && b_back.is_some()
+        },
+    )
+    .await;
+    println!(
+        "link restored -> a used again: {:?}; restarted -> b used again: {:?}",
+        a_back.unwrap(),
+        b_back.unwrap()
+    );
+    let all: BTreeSet<String> = ids.map(String::from).into();
+    assert_eq!(registry.ids(), all);
+    let seen: BTreeSet<String> = balanced.endpoints().into_iter().map(|e| e.id).collect();
+    assert_eq!(seen, all);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        tokio::time::timeout(Duration::from_secs(12), task)
+            .await
+            .expect("the load stops")
+            .unwrap();
+    }
+    let ok = tally.idempotent_ok.load(Ordering::Relaxed);
+    let failed = tally.idempotent_failed.lock().unwrap();
+    println!(
+        "idempotent pulls: {ok} succeeded, {} failed; non-idempotent: {} succeeded, {} failed; replies by host {:?}",
+        failed.len(),
+        tally.once_ok.load(Ordering::Relaxed),
+        tally.once_failed.lock().unwrap().len(),
+        tally.by_host.lock().unwrap()
+    );
+    println!(
+        "idempotent pulls over 100 ms: {}; longest: {:?}",
+        tally.idempotent_slow.load(Ordering::Relaxed),
+        Duration::from_micros(tally.idempotent_longest_us.load(Ordering::Relaxed))
+    );
+    assert!(
+        failed.is_empty(),
+        "{} idempotent pulls failed, first: {}",
+        failed.len(),
+        failed[0]
+    );
+    assert!(ok > 500, "the load ran: {ok} idempotent pulls");
+    for status in tally.once_failed.lock().unwrap().iter() {
+        assert!(
+            is_clear_loss(status),
+            "a non-idempotent pull failed unclearly: {status}"
+        );
+    }
+    drop(hosts);
+    drop(net);
+}
