@@ -620,7 +620,9 @@ async fn check(addr: &str, options: &Options, expect_auth_fail: bool) -> bool {
 
 // ----- the command line ---------------------------------------------------------
 
-/// Serves and checks the erpc interop routes (see the module docs).
+/// Serves, or checks, the erpc interop routes (`/math/add`, `/echo/str`, `/echo/fail`,
+/// `/bench/echo`, `/push/msg`, `/push/count`; a `/notice/hello` push on connect), to test
+/// compatibility with another implementation such as Go erpc.
 #[derive(Parser)]
 #[command(name = "interop")]
 struct Cli {

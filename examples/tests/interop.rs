@@ -412,7 +412,7 @@ fn heartbeat_is_answered_and_a_silent_session_is_closed_after_twice_the_rate() {
 }
 
 #[test]
-fn without_heartbeat_a_silent_session_stays_open() {
+fn without_the_flag_only_an_announced_rate_closes_a_silent_session() {
     let (_server, addr) = start_server(false);
     // The heartbeat is still answered (Go-compatible routes), and announcing
     // hb_=1 gets the session closed after about 2 s, as a Go server does.
