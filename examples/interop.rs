@@ -614,6 +614,11 @@ async fn check(addr: &str, options: &Options, expect_auth_fail: bool) -> bool {
         );
     }
 
+    if !report.failed.is_empty() && session.is_closed() && options.auth.is_none() {
+        // A server that requires auth drops a session whose first frame is
+        // not an AUTH_PULL, without an answer.
+        println!("note: the server closed the session; if it requires auth, pass --auth TOKEN");
+    }
     client.close().await;
     report.summary()
 }

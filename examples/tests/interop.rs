@@ -237,6 +237,10 @@ fn check_with_auth_refused() {
     let (status, out) = run(&["check", "--addr", &addr]);
     assert!(!status.success(), "output:\n{out}");
     assert!(out.contains("FAIL math/add"), "output:\n{out}");
+    assert!(
+        out.contains("if it requires auth, pass --auth"),
+        "output:\n{out}"
+    );
     // --expect-auth-fail needs --auth.
     let (status, _) = run(&["check", "--addr", &addr, "--expect-auth-fail"]);
     assert_eq!(status.code(), Some(2));
