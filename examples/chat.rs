@@ -20,6 +20,7 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{Parser, ValueEnum};
 use jaunt::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -228,32 +229,30 @@ async fn run_demo() -> Result<(), Box<dyn Error>> {
 
 // ----- arguments --------------------------------------------------------------
 
-const USAGE: &str = "usage: chat [demo]
-       chat server [--addr HOST:PORT]
-       chat client [--addr HOST:PORT] [--name NAME]";
-
-struct Args {
-    mode: String,
+/// A broadcast chat server and its clients.
+#[derive(Parser)]
+#[command(name = "chat")]
+struct Cli {
+    /// What to run.
+    #[arg(value_enum, default_value = "demo")]
+    mode: Mode,
+    /// The server's address (to listen on, or to dial).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9000")]
     addr: String,
+    /// The client's name in the chat.
+    #[arg(long, default_value = "anon")]
     name: String,
 }
 
-fn parse_args() -> Option<Args> {
-    let mut parsed = Args {
-        mode: "demo".into(),
-        addr: "127.0.0.1:9000".into(),
-        name: "anon".into(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "demo" | "server" | "client" => parsed.mode = arg,
-            "--addr" => parsed.addr = args.next()?,
-            "--name" => parsed.name = args.next()?,
-            _ => return None,
-        }
-    }
-    Some(parsed)
+/// What `chat` runs.
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// A server and three clients in this process: a few messages, then exit.
+    Demo,
+    /// A chat server.
+    Server,
+    /// A client: lines read on stdin are sent, messages received are printed.
+    Client,
 }
 
 #[tokio::main]
@@ -264,14 +263,11 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let Some(args) = parse_args() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let outcome = match args.mode.as_str() {
-        "server" => run_server(&args.addr).await,
-        "client" => run_client(&args.addr, &args.name).await,
-        _ => run_demo().await,
+    let args = Cli::parse();
+    let outcome = match args.mode {
+        Mode::Server => run_server(&args.addr).await,
+        Mode::Client => run_client(&args.addr, &args.name).await,
+        Mode::Demo => run_demo().await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,9 +2,9 @@
 //! implementations of the erpc protocol, such as the Go erpc peer.
 //!
 //! ```text
-//! cargo run --example interop -- serve --addr 127.0.0.1:9090 [--gzip]
-//! cargo run --example interop -- check --addr 127.0.0.1:9090 [--gzip]
-//! cargo run --example interop -- selftest [--gzip]
+//! cargo run --example interop -- serve --addr 127.0.0.1:9090 [--gzip] [--auth TOKEN] [--heartbeat SECS]
+//! cargo run --example interop -- check --addr 127.0.0.1:9090 [--gzip] [--auth TOKEN [--expect-auth-fail]] [--heartbeat SECS]
+//! cargo run --example interop -- selftest [--gzip] [--auth TOKEN] [--heartbeat SECS]
 //! ```
 //!
 //! `serve` listens (port 0 picks a free port), prints `LISTENING host:port`
@@ -30,6 +30,23 @@
 //! failed. With `--gzip` it sends every pull and push through `g` and checks
 //! that the replies come back through `g`.
 //!
+//! **Auth** (Go erpc's bearer/checker handshake, `jaunt_plugins::auth`):
+//! `serve --auth TOKEN` accepts only sessions whose first frame is an
+//! AUTH_PULL carrying TOKEN as a JSON string (codec `j`), answers it with the
+//! JSON string `"ok"`, and refuses any other token with status 401 and
+//! closes the session; its hello is pushed only once the handshake is done.
+//! `check --auth TOKEN` authenticates when it dials and reports the handshake
+//! as a check; with `--expect-auth-fail` the only check is that the server
+//! refuses the token.
+//!
+//! **Heartbeat** (Go erpc's `/heartbeat` with meta `hb_`,
+//! `jaunt_plugins::heartbeat`): `serve --heartbeat SECS` answers heartbeats
+//! and closes every session that stays silent (nothing read or written) for
+//! more than twice SECS, as well as sessions silent for more than twice the
+//! rate they announced. `check --heartbeat SECS` pings whenever its session
+//! has been idle for SECS, and adds a check that the session survives
+//! 3 × SECS without calls.
+//!
 //! `selftest` runs `serve` on 127.0.0.1:0 in-process and `check`s it.
 //!
 //! The routes are defined once, as typed services (`#[jaunt::service]`
@@ -42,12 +59,16 @@ use std::error::Error;
 use std::future::IntoFuture;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use clap::{Args, Parser, Subcommand};
 use jaunt::prelude::*;
 use jaunt::router::RouteError;
 use jaunt::{code, Reply};
+use jaunt_plugins::auth::{AuthReply, Bearer, Checker};
+use jaunt_plugins::heartbeat::{self, LastActivity, Ping, Pong};
 use tokio::sync::mpsc;
 
 /// The gzip transfer filter's id, by the Go ecosystem's convention.
@@ -159,8 +180,10 @@ impl Push for Interop {
 }
 
 fn server_routes(gzip: bool) -> Result<Router, RouteError> {
-    let interop = std::sync::Arc::new(Interop { gzip });
+    let interop = Arc::new(Interop { gzip });
     let mut routes = Router::new();
+    // Answers heartbeats (the `Pong` plugin only watches).
+    heartbeat::routes(&mut routes)?;
     routes
         .service(MathServer::from_arc(interop.clone()))?
         .service(EchoServer::from_arc(interop.clone()))?
@@ -190,6 +213,45 @@ impl jaunt::Plugin for Greeter {
     }
 }
 
+/// Closes accepted sessions that stay silent (nothing read or written, as
+/// the [`Pong`] plugin records it in [`LastActivity`]) for more than twice
+/// `rate`, whether or not they announced a heartbeat rate.
+struct SilenceLimit {
+    rate: Duration,
+}
+
+impl jaunt::RoutePlugin for SilenceLimit {
+    fn name(&self) -> &str {
+        "silence-limit"
+    }
+}
+
+#[jaunt::async_trait]
+impl jaunt::Plugin for SilenceLimit {
+    async fn post_accept(&self, session: &Session) -> Result<(), Status> {
+        let (session, limit) = (session.clone(), self.rate * 2);
+        tokio::spawn(async move {
+            loop {
+                let last = session
+                    .data()
+                    .get::<LastActivity>()
+                    .map_or_else(Instant::now, |last| last.0);
+                let deadline = last + limit;
+                if Instant::now() > deadline {
+                    tracing::info!(id = %session.id(), "silent for more than {limit:?}: closing");
+                    session.close();
+                    return;
+                }
+                tokio::select! {
+                    () = session.closed() => return,
+                    () = tokio::time::sleep_until((deadline + Duration::from_millis(1)).into()) => {}
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
 /// What the checking client does with the server's hello: hands it to the
 /// check.
 struct Hellos(mpsc::Sender<String>);
@@ -207,10 +269,21 @@ struct Server {
 }
 
 impl Server {
-    async fn start(addr: &str, gzip: bool) -> Result<Self, Box<dyn Error>> {
-        let peer = Peer::builder(server_routes(gzip)?)
-            .plugin(Greeter)
-            .build()?;
+    async fn start(addr: &str, opts: &Options) -> Result<Self, Box<dyn Error>> {
+        let mut builder = Peer::builder(server_routes(opts.gzip)?);
+        // Plugin hooks run in the order the plugins were added: the auth
+        // handshake comes first, so that no route is reachable and no hello
+        // is pushed before it succeeds.
+        if let Some(token) = &opts.auth {
+            builder = builder.plugin(Checker::expect(token.as_str()));
+        }
+        builder = builder.plugin(Pong::new());
+        if let Some(secs) = opts.heartbeat {
+            builder = builder.plugin(SilenceLimit {
+                rate: Duration::from_secs(secs),
+            });
+        }
+        let peer = builder.plugin(Greeter).build()?;
         let addr = peer.listen(addr).await?;
         Ok(Self { peer, addr })
     }
@@ -237,8 +310,8 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(addr: &str, gzip: bool) -> Result<(), Box<dyn Error>> {
-    let server = Server::start(addr, gzip).await?;
+async fn serve(addr: &str, opts: &Options) -> Result<(), Box<dyn Error>> {
+    let server = Server::start(addr, opts).await?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "LISTENING {}", server.addr)?;
     stdout.flush()?;
@@ -275,6 +348,20 @@ struct Report {
 }
 
 impl Report {
+    /// Prints the summary line; returns whether every check passed.
+    fn summary(&self) -> bool {
+        if self.failed.is_empty() {
+            println!("interop check: all {} checks ok", self.total);
+        } else {
+            println!(
+                "interop check: {} of {} checks FAILED",
+                self.failed.len(),
+                self.total
+            );
+        }
+        self.failed.is_empty()
+    }
+
     fn record(&mut self, name: &str, outcome: Result<(), String>) {
         self.total += 1;
         match outcome {
@@ -347,8 +434,18 @@ fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Res
     }
 }
 
+/// Whether `status` is a dial refused by the other side's auth check (105
+/// carrying the 401).
+fn is_auth_refusal(status: &Status) -> bool {
+    status.code() == code::DIAL_FAILED
+        && status
+            .cause()
+            .is_some_and(|cause| cause.contains("code=401") || cause.contains("Unauthorized"))
+}
+
 /// Runs every check against `addr`; returns whether all passed.
-async fn check(addr: &str, gzip: bool) -> bool {
+async fn check(addr: &str, options: &Options, expect_auth_fail: bool) -> bool {
+    let gzip = options.gzip;
     let mut report = Report::default();
     let opts = || {
         if gzip {
@@ -365,17 +462,64 @@ async fn check(addr: &str, gzip: bool) -> bool {
         report.record("client routes", Err(e.to_string()));
         return false;
     }
-    let client = Peer::new(routes);
-    let session = match timed(client.dial(addr))
-        .await
-        .and_then(|dialed| dialed.map_err(|s| s.to_string()))
-    {
-        Ok(session) => session,
-        Err(why) => {
-            report.record(&format!("dial {addr}"), Err(why));
+    let mut builder = Peer::builder(routes);
+    if let Some(token) = &options.auth {
+        builder = builder.plugin(Bearer::new(token.as_str()));
+    }
+    // After the bearer: no heartbeat before the handshake.
+    if let Some(secs) = options.heartbeat {
+        builder = builder.plugin(Ping::new(Duration::from_secs(secs)));
+    }
+    let client = match builder.build() {
+        Ok(client) => client,
+        Err(e) => {
+            report.record("client peer", Err(e.to_string()));
             return false;
         }
     };
+    let dialed = timed(client.dial(addr)).await;
+    if expect_auth_fail {
+        let outcome = match dialed {
+            Ok(Err(status)) if is_auth_refusal(&status) => Ok(()),
+            Ok(Err(status)) => Err(format!(
+                "the dial failed, but not by an auth refusal: {status}"
+            )),
+            Ok(Ok(_)) => Err("the server accepted the token".to_owned()),
+            Err(why) => Err(why),
+        };
+        report.record("auth refused (as expected)", outcome);
+        client.close().await;
+        return report.summary();
+    }
+    let session = match dialed {
+        Ok(Ok(session)) => session,
+        Ok(Err(status)) if is_auth_refusal(&status) => {
+            report.record(
+                "auth handshake",
+                Err(format!("the server refused the token: {status}")),
+            );
+            client.close().await;
+            return report.summary();
+        }
+        Ok(Err(status)) => {
+            report.record(&format!("dial {addr}"), Err(status.to_string()));
+            client.close().await;
+            return report.summary();
+        }
+        Err(why) => {
+            report.record(&format!("dial {addr}"), Err(why));
+            client.close().await;
+            return report.summary();
+        }
+    };
+    if options.auth.is_some() {
+        let answer = session.data().get::<AuthReply>().map(|reply| reply.0);
+        let outcome = match answer {
+            Some(serde_json::Value::String(ok)) if ok == "ok" => Ok(()),
+            other => Err(format!("the auth reply is {other:?}, expected \"ok\"")),
+        };
+        report.record("auth handshake (token accepted, reply \"ok\")", outcome);
+    }
     let (math, echo) = (MathClient::new(&session), EchoClient::new(&session));
     let (bench, push) = (BenchClient::new(&session), PushClient::new(&session));
 
@@ -452,46 +596,91 @@ async fn check(addr: &str, gzip: bool) -> bool {
     };
     report.record("notice/hello pushed on connect", outcome);
 
-    client.close().await;
-    if report.failed.is_empty() {
-        println!("interop check: all {} checks ok", report.total);
-    } else {
-        println!(
-            "interop check: {} of {} checks FAILED",
-            report.failed.len(),
-            report.total
+    if let Some(secs) = options.heartbeat {
+        let idle = Duration::from_secs(secs * 3);
+        let outcome = async {
+            // No call for 3 × SECS: only the heartbeats keep the session up
+            // against a server that closes sessions silent for 2 × SECS.
+            tokio::select! {
+                () = session.closed() => return Err(format!("the server closed the session while it was idle (heartbeats every {secs}s)")),
+                () = tokio::time::sleep(idle) => {}
+            }
+            let reply = ok(echo.str("still here".to_owned()).options(opts()).reply()).await?;
+            expect_eq("echo", decode::<String>(&reply)?.as_str(), "still here")
+        };
+        report.record(
+            &format!("heartbeat every {secs}s keeps the session open for {idle:?} without calls"),
+            outcome.await,
         );
     }
-    report.failed.is_empty()
+
+    if !report.failed.is_empty() && session.is_closed() && options.auth.is_none() {
+        // A server that requires auth drops a session whose first frame is
+        // not an AUTH_PULL, without an answer.
+        println!("note: the server closed the session; if it requires auth, pass --auth TOKEN");
+    }
+    client.close().await;
+    report.summary()
 }
 
 // ----- the command line ---------------------------------------------------------
 
-const USAGE: &str = "usage: interop serve --addr HOST:PORT [--gzip]
-       interop check --addr HOST:PORT [--gzip]
-       interop selftest [--gzip]";
-
-struct Args {
-    command: String,
-    addr: Option<String>,
-    gzip: bool,
+/// Serves, or checks, the erpc interop routes (`/math/add`, `/echo/str`, `/echo/fail`,
+/// `/bench/echo`, `/push/msg`, `/push/count`; a `/notice/hello` push on connect), to test
+/// compatibility with another implementation such as Go erpc.
+#[derive(Parser)]
+#[command(name = "interop")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse_args() -> Option<Args> {
-    let mut args = std::env::args().skip(1);
-    let mut parsed = Args {
-        command: args.next()?,
-        addr: None,
-        gzip: false,
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => parsed.addr = Some(args.next()?),
-            "--gzip" => parsed.gzip = true,
-            _ => return None,
-        }
-    }
-    Some(parsed)
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the interop routes; prints `LISTENING host:port`, runs until
+    /// SIGINT or SIGTERM.
+    Serve {
+        /// The address to listen on (port 0 picks a free port).
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: String,
+        #[command(flatten)]
+        opts: Options,
+    },
+    /// Checks a server offering the interop routes; exits non-zero if a check
+    /// fails.
+    Check {
+        /// The server's address.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: String,
+        #[command(flatten)]
+        opts: Options,
+        /// Pass only if the server refuses the `--auth` token (no other
+        /// check runs).
+        #[arg(long, requires = "auth")]
+        expect_auth_fail: bool,
+    },
+    /// Serves on 127.0.0.1:0 in-process and checks it.
+    Selftest {
+        #[command(flatten)]
+        opts: Options,
+    },
+}
+
+/// The options `serve` and `check` share.
+#[derive(Args, Clone, Default)]
+struct Options {
+    /// serve: every reply goes through the gzip filter `g`; check: every pull
+    /// and push goes through `g`, and replies must come back through it.
+    #[arg(long)]
+    gzip: bool,
+    /// serve: accept only sessions authenticating with this token (a JSON
+    /// string); check: authenticate with it.
+    #[arg(long, value_name = "TOKEN")]
+    auth: Option<String>,
+    /// serve: answer heartbeats, close sessions silent for more than twice
+    /// SECS; check: ping whenever idle for SECS.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    heartbeat: Option<u64>,
 }
 
 /// Runs the command named on the command line.
@@ -505,27 +694,24 @@ pub async fn main() -> ExitCode {
         )
         .init();
 
-    let usage = || {
-        eprintln!("{USAGE}");
-        ExitCode::from(2)
-    };
-    let Some(args) = parse_args() else {
-        return usage();
-    };
-    match (args.command.as_str(), args.addr) {
-        ("serve", Some(addr)) => match serve(&addr, args.gzip).await {
+    match Cli::parse().command {
+        Command::Serve { addr, opts } => match serve(&addr, &opts).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("interop serve: {e}");
                 ExitCode::FAILURE
             }
         },
-        ("check", Some(addr)) => match check(&addr, args.gzip).await {
+        Command::Check {
+            addr,
+            opts,
+            expect_auth_fail,
+        } => match check(&addr, &opts, expect_auth_fail).await {
             true => ExitCode::SUCCESS,
             false => ExitCode::FAILURE,
         },
-        ("selftest", None) => {
-            let server = match Server::start("127.0.0.1:0", args.gzip).await {
+        Command::Selftest { opts } => {
+            let server = match Server::start("127.0.0.1:0", &opts).await {
                 Ok(server) => server,
                 Err(e) => {
                     eprintln!("interop selftest: {e}");
@@ -533,7 +719,7 @@ pub async fn main() -> ExitCode {
                 }
             };
             println!("serving on {}", server.addr);
-            let passed = check(&server.addr.to_string(), args.gzip).await;
+            let passed = check(&server.addr.to_string(), &opts, false).await;
             server.stop().await;
             if passed {
                 ExitCode::SUCCESS
@@ -541,6 +727,5 @@ pub async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        _ => usage(),
     }
 }

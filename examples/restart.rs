@@ -14,21 +14,23 @@
 use std::io::Write;
 use std::time::Duration;
 
+use clap::Parser;
 use jaunt::prelude::*;
 use jaunt::restart::Inherited;
 
-fn parse_addr() -> String {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    args.iter()
-        .position(|a| a == "--addr")
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| "127.0.0.1:0".to_owned())
+/// A server that hands its socket over to a new process on SIGUSR2.
+#[derive(Parser)]
+#[command(name = "restart")]
+struct Cli {
+    /// The address to listen on (port 0 picks a free port); an inherited socket wins.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
+    addr: String,
 }
 
 /// Serves until SIGUSR2 (hand over, drain, exit) or SIGTERM/SIGINT (drain, exit).
 #[tokio::main]
 pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = parse_addr();
+    let addr = Cli::parse().addr;
     let pid = std::process::id();
     let mut inherited = Inherited::from_env();
 

@@ -364,49 +364,69 @@ pub fn compare_rows(reports: &[Report]) -> Vec<CompareRow> {
 /// line), prints the comparison table and writes `compare.json` to `FILE`. Returns the exit
 /// code (1 if any run had errors or a file could not be read).
 pub fn summarize(args: &[String]) -> i32 {
-    let mut out_path = None;
-    let mut files = Vec::new();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if arg == "--out" {
-            out_path = it.next().cloned();
-        } else {
-            files.push(arg.clone());
+    match SummarizeOpts::try_parse_from(args) {
+        Ok(opts) => opts.run(),
+        Err(e) => {
+            let _ = e.print();
+            e.exit_code()
         }
     }
-    let mut reports = Vec::new();
-    for file in &files {
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(e) => {
-                eprintln!("cannot read {file}: {e}");
-                return 1;
-            }
-        };
-        for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
-            match serde_json::from_str::<Report>(line) {
-                Ok(r) => reports.push(r),
+}
+
+/// The flags of `jaunt-bench summarize`.
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(
+    name = "summarize",
+    no_binary_name = true,
+    about = "The comparison table of compare.sh, and its compare.json"
+)]
+pub struct SummarizeOpts {
+    /// Also write the best run per system to FILE, as JSON.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out_path: Option<String>,
+    /// The reports (JSON lines, as `client --json` prints them).
+    #[arg(value_name = "REPORT.json")]
+    pub files: Vec<String>,
+}
+
+impl SummarizeOpts {
+    /// Prints the table (and writes `--out`); returns the exit code.
+    pub fn run(&self) -> i32 {
+        let (out_path, files) = (self.out_path.clone(), &self.files);
+        let mut reports = Vec::new();
+        for file in files {
+            let text = match std::fs::read_to_string(file) {
+                Ok(text) => text,
                 Err(e) => {
-                    eprintln!("{file}: not a report: {e}");
+                    eprintln!("cannot read {file}: {e}");
                     return 1;
+                }
+            };
+            for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+                match serde_json::from_str::<Report>(line) {
+                    Ok(r) => reports.push(r),
+                    Err(e) => {
+                        eprintln!("{file}: not a report: {e}");
+                        return 1;
+                    }
                 }
             }
         }
-    }
-    print!("{}", compare_table(&reports));
-    if let Some(path) = out_path {
-        let rows = compare_rows(&reports);
-        let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
-        if let Some(dir) = std::path::Path::new(&path).parent() {
-            let _ = std::fs::create_dir_all(dir);
+        print!("{}", compare_table(&reports));
+        if let Some(path) = out_path {
+            let rows = compare_rows(&reports);
+            let json = serde_json::to_string_pretty(&rows).expect("rows serialize");
+            if let Some(dir) = std::path::Path::new(&path).parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = std::fs::write(&path, json + "\n") {
+                eprintln!("cannot write {path}: {e}");
+                return 1;
+            }
+            println!("wrote {path}");
         }
-        if let Err(e) = std::fs::write(&path, json + "\n") {
-            eprintln!("cannot write {path}: {e}");
-            return 1;
-        }
-        println!("wrote {path}");
+        i32::from(reports.iter().any(|r| r.errors > 0 || r.warmup_errors > 0))
     }
-    i32::from(reports.iter().any(|r| r.errors > 0 || r.warmup_errors > 0))
 }
 
 #[cfg(test)]

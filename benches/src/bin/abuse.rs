@@ -67,6 +67,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use clap::{Parser, Subcommand};
 use jaunt::router::RouteError;
 use jaunt::socket::{Proto, ProtoConfig};
 use jaunt::xfer::{GzipFilter, XferFilter};
@@ -114,27 +115,45 @@ const ATTACKS: [&str; 10] = [
     "dup-seq",
 ];
 
-const USAGE: &str = "usage: abuse [--quick] [--only NAME] [--json FILE] [--config JSON] [--logs DIR] [--rss-cap-mib N]
-       abuse serve [--config JSON] [--watch-stdin]
-attacks: handler-pool big-echo gzip-bomb header-only big-json bad-seq-flood conn-rate slowloris idle dup-seq";
+/// How a Jaunt server with the default `PeerConfig` holds up against hostile clients.
+#[derive(Parser)]
+#[command(name = "abuse", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    run: Opts,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// The server alone: prints `LISTENING addr`, serves until killed.
+    Serve {
+        /// Fields of the server's `PeerConfig`, as a JSON object
+        /// (e.g. '{"max_handlers": 4096}').
+        #[arg(long, value_name = "JSON", value_parser = peer_config)]
+        config: Option<PeerConfig>,
+        /// Exit when standard input closes (the runner holds it).
+        #[arg(long)]
+        watch_stdin: bool,
+    },
+}
+
+/// A `PeerConfig` from its JSON form.
+fn peer_config(json: &str) -> Result<PeerConfig, String> {
+    serde_json::from_str(json).map_err(|e| format!("bad --config: {e}"))
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("serve") {
-        return serve(&args[1..]);
+    let cli = Cli::parse();
+    if let Some(Sub::Serve {
+        config,
+        watch_stdin,
+    }) = cli.command
+    {
+        return serve(config.unwrap_or_default(), watch_stdin);
     }
-    let opts = match Opts::parse(&args) {
-        Ok(Some(opts)) => opts,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("abuse: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&opts) {
+    match run(&cli.run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("abuse: {e}");
@@ -221,33 +240,8 @@ fn server_router() -> Result<Router, RouteError> {
 
 /// `abuse serve`: prints `LISTENING addr`, serves until killed (or, with `--watch-stdin`,
 /// until stdin closes).
-fn serve(args: &[String]) -> ExitCode {
+fn serve(config: PeerConfig, watch_stdin: bool) -> ExitCode {
     raise_nofile();
-    let mut config = PeerConfig::default();
-    let mut watch_stdin = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--config" => {
-                let Some(json) = it.next() else {
-                    eprintln!("abuse serve: --config needs a JSON object");
-                    return ExitCode::from(2);
-                };
-                config = match serde_json::from_str(json) {
-                    Ok(config) => config,
-                    Err(e) => {
-                        eprintln!("abuse serve: bad --config: {e}");
-                        return ExitCode::from(2);
-                    }
-                };
-            }
-            "--watch-stdin" => watch_stdin = true,
-            other => {
-                eprintln!("abuse serve: unknown argument {other:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -297,59 +291,35 @@ fn serve(args: &[String]) -> ExitCode {
 // ----- the runner's options -----------------------------------------------------------
 
 /// The runner's command line.
+#[derive(clap::Args)]
 struct Opts {
+    /// Small counts and short durations: a smoke test (under 60 s).
+    #[arg(long)]
     quick: bool,
+    /// Run only this attack.
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(ATTACKS))]
     only: Option<String>,
+    /// Also write the results to FILE, as JSON.
+    #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Fields of the servers' `PeerConfig`, as a JSON object.
+    #[arg(long, value_name = "JSON", value_parser = config_json)]
     config: Option<String>,
+    /// Keep each server's log in DIR.
+    #[arg(long, value_name = "DIR")]
     logs: Option<PathBuf>,
+    /// Stop an attack when the server's RSS passes N MiB.
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = rss_cap)]
     rss_cap_mib: u64,
 }
 
-impl Opts {
-    /// `Ok(None)` for `--help`.
-    fn parse(args: &[String]) -> Result<Option<Opts>, String> {
-        let mut opts = Opts {
-            quick: false,
-            only: None,
-            json: None,
-            config: None,
-            logs: None,
-            rss_cap_mib: 4096,
-        };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let mut value = || {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{arg} needs a value"))
-            };
-            match arg.as_str() {
-                "--quick" => opts.quick = true,
-                "--only" => {
-                    let name = value()?;
-                    if !ATTACKS.contains(&name.as_str()) {
-                        return Err(format!("no attack named {name:?}"));
-                    }
-                    opts.only = Some(name);
-                }
-                "--json" => opts.json = Some(value()?.into()),
-                "--config" => {
-                    let json = value()?;
-                    serde_json::from_str::<PeerConfig>(&json)
-                        .map_err(|e| format!("bad --config: {e}"))?;
-                    opts.config = Some(json);
-                }
-                "--logs" => opts.logs = Some(value()?.into()),
-                "--rss-cap-mib" => {
-                    opts.rss_cap_mib = load::parse_count(&value()?)?;
-                }
-                "-h" | "--help" | "help" => return Ok(None),
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(Some(opts))
-    }
+/// `--config`: checked to be a `PeerConfig`, kept as text for the server's command line.
+fn config_json(json: &str) -> Result<String, String> {
+    peer_config(json).map(|_| json.to_owned())
+}
+
+fn rss_cap(text: &str) -> Result<u64, String> {
+    load::parse_count(text)
 }
 
 /// The counts and durations of the attacks (full or `--quick`).

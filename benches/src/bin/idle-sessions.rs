@@ -20,6 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand};
 use jaunt::{codec_ids, Pb, Peer, PullOptions, Router, Session};
 use jaunt_benches::load::{self, parse_count};
 use jaunt_benches::{benchmark_message, echo, BENCH_URI};
@@ -74,52 +75,55 @@ struct IdleReport {
     open_secs: f64,
 }
 
+/// Memory per idle session, server and client side.
+#[derive(Parser)]
+#[command(name = "idle-sessions", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// The server process the runner starts: prints `LISTENING addr`, then answers
+    /// `measure N` lines on stdin with `RSS kib SESSIONS n`.
+    Serve {
+        /// Worker threads of the server's runtime.
+        #[arg(long, default_value = "2", value_parser = thread_count)]
+        threads: usize,
+    },
+}
+
+#[derive(clap::Args)]
 struct Opts {
+    /// Sessions to open (at least 2; 100k and 1m are accepted).
+    #[arg(short = 'n', default_value = "10000", value_parser = parse_count)]
     n: u64,
+    /// Worker threads of each side's runtime.
+    #[arg(long, default_value = "2", value_parser = thread_count)]
     threads: usize,
+    /// Make one pull on every session before measuring.
+    #[arg(long)]
     touch: bool,
+    /// Print the report as one JSON line.
+    #[arg(long)]
     json: bool,
 }
 
+/// A number of worker threads (at least 1).
+fn thread_count(text: &str) -> Result<usize, String> {
+    parse_count(text).map(|v| v.max(1) as usize)
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("serve") {
-        return serve(&args[1..]);
+    let cli = Cli::parse();
+    if let Some(Sub::Serve { threads }) = cli.command {
+        return serve(threads);
     }
-    let mut opts = Opts {
-        n: 10_000,
-        threads: 2,
-        touch: false,
-        json: false,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = |v: Option<&String>| {
-            v.ok_or_else(|| format!("{flag} needs a value"))
-                .and_then(|v| parse_count(v))
-        };
-        let parsed = match flag.as_str() {
-            "-n" => value(it.next()).map(|v| opts.n = v.max(2)),
-            "--threads" => value(it.next()).map(|v| opts.threads = v as usize),
-            "--touch" => {
-                opts.touch = true;
-                Ok(())
-            }
-            "--json" => {
-                opts.json = true;
-                Ok(())
-            }
-            "-h" | "--help" => {
-                println!("idle-sessions [-n 10000] [--threads 2] [--touch] [--json]");
-                return ExitCode::SUCCESS;
-            }
-            other => Err(format!("unknown flag {other:?}")),
-        };
-        if let Err(e) = parsed {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    }
+    let mut opts = cli.opts;
+    opts.n = opts.n.max(2);
     match run(&opts) {
         Ok(report) => {
             if opts.json {
@@ -163,12 +167,7 @@ fn print_report(r: &IdleReport) {
 
 /// The server process: prints `LISTENING addr`, then answers each `measure N` line on
 /// stdin, once it holds N sessions, with `RSS kib SESSIONS count`.
-fn serve(args: &[String]) -> ExitCode {
-    let threads = args
-        .windows(2)
-        .find(|w| w[0] == "--threads")
-        .and_then(|w| parse_count(&w[1]).ok())
-        .unwrap_or(2) as usize;
+fn serve(threads: usize) -> ExitCode {
     let rt = load::runtime(threads);
     let (peer, addr) = match rt.block_on(echo::serve("127.0.0.1:0")) {
         Ok(served) => served,

@@ -19,53 +19,58 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use jaunt_benches::echo;
-use jaunt_benches::load::{self, ClientOpts, ServerOpts};
+use jaunt_benches::load::{self, ClientOpts, ServerOpts, SummarizeOpts};
 use jaunt_benches::{benchmark_body, MESSAGE_LEN};
 
-fn usage() -> String {
-    format!(
-        "jaunt-bench: Jaunt's load generator (the compare harness; `jaunt bench` is the\n\
-         general one, on the same engine)\n\n{}\n{}\n  selftest [-n N] [-c C] [--threads T]\n    \
-         server and client in this process: the benchmark message, a raw body and shared\n    \
-         connections; exits 1 on any error\n  summarize [--out FILE] REPORT.json...\n    \
-         the comparison table of compare.sh, and its compare.json\n",
-        ClientOpts::help(),
-        ServerOpts::help()
-    )
+/// Jaunt's load generator (the compare harness; `jaunt bench` is the general one, on the
+/// same engine).
+#[derive(Parser)]
+#[command(name = "jaunt-bench")]
+enum Command {
+    /// Serves the benchmark's echo; prints `LISTENING addr`.
+    Server(ServerOpts),
+    /// Runs the load against a server.
+    Client(ClientOpts),
+    /// Server and client in this process: the benchmark message, a raw body and shared
+    /// connections; exits 1 on any error.
+    Selftest(SelftestOpts),
+    /// The comparison table of compare.sh, and its compare.json.
+    Summarize(SummarizeOpts),
+}
+
+/// The flags of `selftest`.
+#[derive(clap::Args)]
+struct SelftestOpts {
+    /// Timed calls per run (100k and 1m are accepted).
+    #[arg(short = 'n', default_value = "1000", value_parser = load::parse_count)]
+    n: u64,
+    /// Concurrent callers.
+    #[arg(short = 'c', default_value = "10")]
+    c: usize,
+    /// Worker threads of the runtime.
+    #[arg(long, default_value = "2")]
+    threads: usize,
+    /// Untimed warm-up calls (default: n/10, at most 20000).
+    #[arg(long, value_parser = load::parse_count)]
+    warmup: Option<u64>,
+    /// Print each report as one JSON line.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((command, rest)) = args.split_first() else {
-        eprint!("{}", usage());
-        return ExitCode::from(2);
-    };
-    let code = match command.as_str() {
-        "server" => server(rest),
-        "client" => client(rest),
-        "selftest" => selftest(rest),
-        "summarize" => load::summarize(rest),
-        "help" | "--help" | "-h" => {
-            print!("{}", usage());
-            0
-        }
-        other => {
-            eprintln!("unknown command {other:?}\n\n{}", usage());
-            2
-        }
+    let code = match Command::parse() {
+        Command::Server(opts) => server(&opts),
+        Command::Client(opts) => client(&opts),
+        Command::Selftest(opts) => selftest(&opts),
+        Command::Summarize(opts) => opts.run(),
     };
     ExitCode::from(code as u8)
 }
 
-fn server(args: &[String]) -> i32 {
-    let opts = match ServerOpts::parse(args) {
-        Ok(opts) => opts,
-        Err(e) => {
-            eprintln!("{e}\n\n{}", usage());
-            return 2;
-        }
-    };
+fn server(opts: &ServerOpts) -> i32 {
     load::runtime(opts.threads).block_on(async {
         let (peer, addr) = match echo::serve(&opts.addr).await {
             Ok(served) => served,
@@ -81,16 +86,13 @@ fn server(args: &[String]) -> i32 {
     })
 }
 
-fn client(args: &[String]) -> i32 {
-    let opts = match ClientOpts::parse(args) {
-        Ok(opts) => opts,
-        Err(e) => {
-            eprintln!("{e}\n\n{}", usage());
-            return 2;
-        }
-    };
+fn client(opts: &ClientOpts) -> i32 {
+    if opts.n == 0 {
+        eprintln!("-n must be at least 1");
+        return 2;
+    }
     load::runtime(opts.threads).block_on(async {
-        match echo::client(&opts).await {
+        match echo::client(opts).await {
             Ok((report, outcome)) => report.print(&outcome, opts.json),
             Err(e) => {
                 eprintln!("{e}");
@@ -101,23 +103,20 @@ fn client(args: &[String]) -> i32 {
 }
 
 /// Server and client in one process, on a free loopback port: the CI smoke test.
-fn selftest(args: &[String]) -> i32 {
-    // The client parser wants an address; the in-process server provides the real one.
-    let mut full = vec!["--addr".to_owned(), "127.0.0.1:0".to_owned()];
-    full.extend_from_slice(args);
-    let mut opts = match ClientOpts::parse(&full) {
-        Ok(opts) => opts,
-        Err(e) => {
-            eprintln!("{e}\n\n{}", usage());
-            return 2;
-        }
+fn selftest(args: &SelftestOpts) -> i32 {
+    if args.n == 0 || args.c == 0 || args.threads == 0 {
+        eprintln!("-n, -c and --threads must be at least 1");
+        return 2;
+    }
+    // The in-process server provides the address.
+    let mut opts = ClientOpts {
+        n: args.n,
+        c: args.c,
+        threads: args.threads,
+        warmup: args.warmup,
+        json: args.json,
+        ..ClientOpts::default()
     };
-    if !args.iter().any(|a| a == "-c") {
-        opts.c = 10;
-    }
-    if !args.iter().any(|a| a == "-n") {
-        opts.n = 1000;
-    }
     opts.no_progress = true;
     if benchmark_body().len() != MESSAGE_LEN {
         eprintln!("the benchmark message is not {MESSAGE_LEN} bytes");

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use jaunt::{Addr, Peer, PeerConfig, Router, Session};
 use jaunt_benches::load::{self, parse_count};
 use nix::sys::resource::{getrusage, UsageWho};
@@ -50,43 +51,39 @@ fn cpu_share(window: Duration) -> f64 {
     (cpu_time() - cpu0).as_secs_f64() / wall0.elapsed().as_secs_f64()
 }
 
+/// The cost of many idle sessions' timers.
+#[derive(Parser)]
+#[command(name = "timers")]
 struct Opts {
+    /// Sessions (100k and 1m are accepted).
+    #[arg(short = 'n', default_value = "10000", value_parser = at_least_one)]
     n: u64,
+    /// The period of each session's timer, in milliseconds.
+    #[arg(long = "period-ms", value_name = "MS", default_value = "1000", value_parser = millis)]
     period: Duration,
+    /// How long to measure, in seconds.
+    #[arg(long, default_value = "10", value_parser = at_least_one)]
     secs: u64,
+    /// Worker threads of the runtime.
+    #[arg(long, default_value = "2", value_parser = thread_count)]
     threads: usize,
 }
 
+/// A count (`100k`, `1m` accepted), at least 1.
+fn at_least_one(text: &str) -> Result<u64, String> {
+    parse_count(text).map(|v| v.max(1))
+}
+
+fn thread_count(text: &str) -> Result<usize, String> {
+    at_least_one(text).map(|v| v as usize)
+}
+
+fn millis(text: &str) -> Result<Duration, String> {
+    at_least_one(text).map(Duration::from_millis)
+}
+
 fn main() -> ExitCode {
-    let mut opts = Opts {
-        n: 10_000,
-        period: Duration::from_secs(1),
-        secs: 10,
-        threads: 2,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))
-            .and_then(|v| parse_count(v));
-        let parsed = match flag.as_str() {
-            "-n" => value.map(|v| opts.n = v.max(1)),
-            "--period-ms" => value.map(|v| opts.period = Duration::from_millis(v.max(1))),
-            "--secs" => value.map(|v| opts.secs = v.max(1)),
-            "--threads" => value.map(|v| opts.threads = v.max(1) as usize),
-            "-h" | "--help" => {
-                println!("timers [-n 10000] [--period-ms 1000] [--secs 10] [--threads 2]");
-                return ExitCode::SUCCESS;
-            }
-            other => Err(format!("unknown flag {other:?}")),
-        };
-        if let Err(e) = parsed {
-            eprintln!("timers: {e}");
-            return ExitCode::from(2);
-        }
-    }
+    let opts = Opts::parse();
     match run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -22,6 +22,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+use clap::{Parser, Subcommand};
 use jaunt::{codec_ids, Pb, Peer, PullCtx, PullOptions, Router, Session, Status};
 use jaunt_benches::load::{self, parse_count, Caller, LoadPlan, Stop};
 use jaunt_benches::{benchmark_message, echo, BenchmarkMessage, BENCH_URI};
@@ -85,44 +86,55 @@ impl Caller for Typed {
     }
 }
 
+/// What a typed-client pull costs over a raw `Session::pull`, in one run.
+#[derive(Parser)]
+#[command(name = "typed", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// The server the runner starts (the echo router of `jaunt-bench`): prints
+    /// `LISTENING addr`, serves until killed.
+    Serve,
+}
+
+#[derive(clap::Args)]
 struct Opts {
+    /// Pulls per round (100k and 1m are accepted).
+    #[arg(short = 'n', default_value = "100000", value_parser = positive_u64)]
     n: u64,
+    /// Concurrent callers.
+    #[arg(short = 'c', default_value = "50", value_parser = positive)]
     c: usize,
+    /// Sessions the callers share.
+    #[arg(long, default_value = "4", value_parser = positive)]
     conns: usize,
+    /// Rounds of each kind, alternated.
+    #[arg(long, default_value = "7", value_parser = positive)]
     rounds: usize,
+    /// Run one kind alone, with one caller and no warm-up rounds (for callgrind).
+    #[arg(long, value_parser = ["raw", "typed"])]
     only: Option<String>,
+    /// Print the result as one JSON line.
+    #[arg(long)]
     json: bool,
 }
 
-fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut opts = Opts {
-        n: 100_000,
-        c: 50,
-        conns: 4,
-        rounds: 7,
-        only: None,
-        json: false,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "-n" => opts.n = parse_count(value()?)?,
-            "-c" => opts.c = parse_count(value()?)? as usize,
-            "--conns" => opts.conns = parse_count(value()?)? as usize,
-            "--rounds" => opts.rounds = parse_count(value()?)? as usize,
-            "--only" => match value()?.as_str() {
-                kind @ ("raw" | "typed") => opts.only = Some(kind.to_owned()),
-                other => return Err(format!("--only raw or --only typed, not {other:?}")),
-            },
-            "--json" => opts.json = true,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+/// A count (`100k`, `1m` accepted) of at least 1.
+fn positive_u64(text: &str) -> Result<u64, String> {
+    match parse_count(text)? {
+        0 => Err("must be at least 1".to_owned()),
+        n => Ok(n),
     }
-    if opts.c == 0 || opts.conns == 0 || opts.rounds == 0 || opts.n == 0 {
-        return Err("-n, -c, --conns and --rounds must be at least 1".to_owned());
-    }
-    Ok(opts)
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    positive_u64(text).map(|n| n as usize)
 }
 
 /// Starts `typed serve` and returns it with the address it listens on.
@@ -245,8 +257,8 @@ async fn measure(opts: &Opts, addr: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("serve") {
+    let cli = Cli::parse();
+    if let Some(Sub::Serve) = cli.command {
         let runtime = load::runtime(1);
         return runtime.block_on(async {
             let Ok((peer, addr)) = echo::serve("127.0.0.1:0").await else {
@@ -260,13 +272,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         });
     }
-    let opts = match parse(&args) {
-        Ok(opts) => opts,
-        Err(e) => {
-            eprintln!("typed: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let opts = cli.opts;
     let (mut server, addr) = match start_server() {
         Ok(started) => started,
         Err(e) => {

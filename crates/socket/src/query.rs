@@ -1,78 +1,47 @@
 //! The percent-encoding shared by the status and meta fields.
 //!
 //! Encoding keeps `A-Z a-z 0-9 * - . _` and writes every other byte as `%XX`
-//! with upper-case hex (so space is `%20`). Decoding accepts `%XX` in either
-//! case and `+` as a space, and rejects a `%` that is not followed by two hex
-//! digits.
+//! with upper-case hex (so space is `%20`). This is the byte set of the HTML
+//! form-submission algorithm that Go erpc's status and meta go through
+//! (fasthttp's `AppendQuotedArg`, copied into Go erpc's `utils.Args`): it is
+//! neither Go's `url.QueryEscape` (which writes space as `+`, keeps `~` and
+//! escapes `*`) nor `url.PathEscape` (which keeps `&`, `=`, `+`, `:` ...).
+//! The encoding itself is the `percent-encoding` crate's, with [`QUOTE_SET`].
+//!
+//! Decoding accepts `%XX` in either case and `+` as a space, and rejects a
+//! `%` that is not followed by two hex digits (as Go's `url.QueryUnescape`
+//! does; the `percent-encoding` crate's decoder passes such a `%` through and
+//! leaves `+` as it is, so decoding stays here).
 
 use std::borrow::Cow;
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::ProtoError;
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
-/// `KEPT[b]`: whether byte `b` is written as it is (`A-Z a-z 0-9 * - . _`).
-static KEPT: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'*' | b'-' | b'.' | b'_');
-        b += 1;
-    }
-    table
-};
-
-#[inline]
-fn is_kept(b: u8) -> bool {
-    KEPT[usize::from(b)]
-}
+/// The bytes written as `%XX`: every byte but `A-Z a-z 0-9 * - . _` (the
+/// `percent-encoding` crate always escapes non-ASCII bytes).
+pub(crate) const QUOTE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
 
 /// The length of `src` once percent-encoded.
 // Only the protobuf framing needs lengths before writing.
 #[cfg_attr(not(feature = "pb-proto"), allow(dead_code))]
 pub(crate) fn quoted_len(src: &[u8]) -> usize {
-    if all_kept(src) {
-        return src.len();
-    }
-    src.len() + 2 * src.iter().filter(|&&b| !is_kept(b)).count()
-}
-
-/// Whether every byte of `src` is kept as it is: eight table lookups per
-/// branch rather than one.
-#[inline]
-fn all_kept(src: &[u8]) -> bool {
-    let mut chunks = src.chunks_exact(8);
-    for chunk in &mut chunks {
-        if !chunk.iter().fold(true, |all, &b| all & is_kept(b)) {
-            return false;
-        }
-    }
-    chunks.remainder().iter().all(|&b| is_kept(b))
+    percent_encode(src, QUOTE_SET).map(str::len).sum()
 }
 
 /// Appends `src`, percent-encoded, to `dst`.
 pub(crate) fn quote_into(src: &[u8], dst: &mut BytesMut) {
-    // Fast path: most keys, values and messages need no escaping.
-    if all_kept(src) {
-        dst.extend_from_slice(src);
-        return;
-    }
-    quote_slow(src, dst);
-}
-
-#[cold]
-fn quote_slow(src: &[u8], dst: &mut BytesMut) {
-    dst.reserve(src.len() + 8);
-    for &b in src {
-        if is_kept(b) {
-            dst.put_u8(b);
-        } else {
-            dst.put_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
-        }
+    // The iterator yields runs of kept bytes whole, and each escape as one
+    // three-byte `%XX` string.
+    for part in percent_encode(src, QUOTE_SET) {
+        dst.extend_from_slice(part.as_bytes());
     }
 }
 
@@ -238,19 +207,51 @@ mod tests {
         }
     }
 
-    #[test]
-    fn kept_table_matches_the_definition() {
-        for b in 0..=255u8 {
-            assert_eq!(
-                is_kept(b),
-                b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_'),
-                "{b}"
-            );
+    /// Go erpc's quoting of one byte, from its documented rule (the HTML
+    /// form-submission set of fasthttp's `AppendQuotedArg`), written out
+    /// independently of [`QUOTE_SET`].
+    fn go_quoted(b: u8) -> String {
+        let kept = b.is_ascii_uppercase()
+            || b.is_ascii_lowercase()
+            || b.is_ascii_digit()
+            || b == b'*'
+            || b == b'-'
+            || b == b'.'
+            || b == b'_';
+        if kept {
+            char::from(b).to_string()
+        } else {
+            format!("%{b:02X}")
         }
+    }
+
+    #[test]
+    fn every_byte_is_quoted_as_go_erpc_does() {
+        let mut kept = 0;
+        for b in 0..=255u8 {
+            let mut out = BytesMut::new();
+            quote_into(&[b], &mut out);
+            let want = go_quoted(b);
+            assert_eq!(&out[..], want.as_bytes(), "byte {b:#04x}");
+            assert_eq!(quoted_len(&[b]), want.len(), "byte {b:#04x}");
+            kept += usize::from(want.len() == 1);
+            // And back.
+            assert_eq!(&unquote(&out, "t").unwrap()[..], &[b], "byte {b:#04x}");
+        }
+        // 26 + 26 + 10 + 4.
+        assert_eq!(kept, 66);
+        // All of them at once, and in the middle of runs.
         let all: Vec<u8> = (0..=255).collect();
         let mut out = BytesMut::new();
         quote_into(&all, &mut out);
-        assert_eq!(out.len(), quoted_len(&all));
+        let want: String = all.iter().map(|&b| go_quoted(b)).collect();
+        assert_eq!(&out[..], want.as_bytes());
+        assert_eq!(quoted_len(&all), want.len());
+        // Space is %20, never `+`; `~` is escaped, `*` is not (unlike
+        // url.QueryEscape).
+        let mut out = BytesMut::new();
+        quote_into(b"a b~c*d", &mut out);
+        assert_eq!(&out[..], b"a%20b%7Ec*d");
     }
 
     #[test]
