@@ -32,7 +32,9 @@ impl ReplyBody {
 
 impl fmt::Debug for ReplyBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ReplyBody").field(&self.0.type_name()).finish()
+        f.debug_tuple("ReplyBody")
+            .field(&self.0.type_name())
+            .finish()
     }
 }
 

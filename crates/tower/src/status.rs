@@ -152,9 +152,7 @@ where
     type Future = StatusFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|e| into_status(e.into()))
+        self.inner.poll_ready(cx).map_err(|e| into_status(e.into()))
     }
 
     fn call(&mut self, request: R) -> Self::Future {
