@@ -2,16 +2,8 @@
 //! [`StatusLayer`].
 //!
 //! tower's middleware reports its own failures as boxed errors
-//! ([`BoxError`]); a Jaunt caller or handler expects a [`Status`]. The
-//! mapping, by the wire format's table of codes:
-//!
-//! | tower error | status |
-//! |---|---|
-//! | a [`Status`] (boxed, or the source of a wrapper such as a buffer's `ServiceError`) | itself |
-//! | [`timeout::error::Elapsed`](tower::timeout::error::Elapsed), tokio's `Elapsed`, an I/O `TimedOut` | 408 handle timeout |
-//! | [`load_shed::error::Overloaded`](tower::load_shed::error::Overloaded) | 500 with cause `overloaded: ...` (as the overloader plugin rejects) |
-//! | [`buffer::error::Closed`](tower::buffer::error::Closed) | 102 connection closed |
-//! | anything else | 500, cause private ([`Status::internal`]) |
+//! ([`BoxError`]); a Jaunt caller or handler expects a [`Status`]:
+//! [`into_status`] has the mapping.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,8 +18,16 @@ pub const TIMEOUT_CAUSE: &str = "timed out (tower timeout layer)";
 /// The cause of the status a tower load-shed rejection maps to.
 pub const OVERLOADED_CAUSE: &str = "overloaded: shed by the tower load-shed layer";
 
-/// The status for an error a tower stack produced (see the
-/// [module docs](self) for the mapping).
+/// The status for an error a tower stack produced, by the wire format's
+/// table of codes:
+///
+/// | tower error | status |
+/// |---|---|
+/// | a [`Status`] (boxed, or the source of a wrapper such as a buffer's `ServiceError`) | itself |
+/// | [`timeout::error::Elapsed`](tower::timeout::error::Elapsed), tokio's `Elapsed`, an I/O `TimedOut` | 408 handle timeout ([`TIMEOUT_CAUSE`]) |
+/// | [`load_shed::error::Overloaded`](tower::load_shed::error::Overloaded) | 500 with cause [`OVERLOADED_CAUSE`] (`overloaded: ...`, as the overloader plugin rejects) |
+/// | [`buffer::error::Closed`](tower::buffer::error::Closed) | 102 connection closed |
+/// | anything else | 500, cause private ([`Status::internal`]) |
 ///
 /// ```
 /// use jaunt_socket::{code, Status};
