@@ -1,6 +1,7 @@
 //! The calling side: [`PullRequest`] and [`SessionService`], a session as a
 //! `tower::Service`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -39,7 +40,7 @@ use tower::Service;
 /// ```
 #[derive(Clone)]
 pub struct PullRequest {
-    uri: String,
+    uri: Cow<'static, str>,
     body: SharedBody,
     options: PullOptions,
 }
@@ -55,8 +56,9 @@ impl fmt::Debug for PullRequest {
 }
 
 impl PullRequest {
-    /// A pull of `uri` with `body` as its argument and no options.
-    pub fn new<T>(uri: impl Into<String>, body: T) -> Self
+    /// A pull of `uri` with `body` as its argument and no options. A
+    /// `&'static str` uri is kept as it is (no copy per request).
+    pub fn new<T>(uri: impl Into<Cow<'static, str>>, body: T) -> Self
     where
         T: EncodeBody + Send + Sync + 'static,
     {
@@ -69,7 +71,7 @@ impl PullRequest {
 
     /// A pull whose body is already encoded: the bytes and their codec id
     /// are sent as they are (a proxy forwarding what it received, say).
-    pub fn raw(uri: impl Into<String>, body: RawBody) -> Self {
+    pub fn raw(uri: impl Into<Cow<'static, str>>, body: RawBody) -> Self {
         Self::new(uri, body)
     }
 
