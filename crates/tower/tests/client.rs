@@ -280,3 +280,31 @@ async fn a_closed_session_is_not_ready() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffer_over_a_closed_session_fails_with_the_sessions_status() {
+    bounded(async {
+        let (server, addr) = serve(sleeper(Gauge::new())).await;
+        let (client, session) = dial(&addr).await;
+        let svc = ServiceBuilder::new()
+            .layer(StatusLayer)
+            .buffer(4)
+            .service(SessionService::new(session.clone()));
+        svc.clone()
+            .oneshot(PullRequest::new("/sleep", 1u64))
+            .await
+            .unwrap();
+
+        session.close();
+        // The buffer wraps the session's 102 in its own error: found through the chain.
+        let err = svc
+            .oneshot(PullRequest::new("/sleep", 1u64))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code::CONN_CLOSED, "{err}");
+
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
