@@ -58,8 +58,8 @@
 use std::fmt;
 
 use bytes::Bytes;
-use jaunt::codec::erased_serde;
-use jaunt::codec::{DecodeBody, SinkError};
+use jaunt_codec::erased_serde;
+use jaunt_codec::{DecodeBody, SinkError};
 use validator::ValidationErrorsKind;
 pub use validator::{Validate, ValidationError, ValidationErrors};
 

@@ -5,7 +5,7 @@
 //! **Routes must be registered in lower case**: a route whose path has an
 //! upper-case letter could never be reached, so the peer refuses to build
 //! with one (`PeerError::Plugin` naming the route). The default
-//! [`UriMapper`](jaunt::router::UriMapper) already produces lower-case uris
+//! [`UriMapper`](jaunt_router::UriMapper) already produces lower-case uris
 //! for controllers. Lower-casing is Unicode-aware, as Go's `strings.ToLower`
 //! (which Go erpc's ignorecase plugin uses).
 //!
@@ -36,8 +36,9 @@
 //! ```
 
 use async_trait::async_trait;
-use jaunt::router::RouteInfo;
-use jaunt::{Packet, Plugin, RouteKind, RoutePlugin, Session, Status};
+use jaunt_peer::{Plugin, RouteKind, RoutePlugin, Session};
+use jaunt_router::RouteInfo;
+use jaunt_socket::{Packet, Status};
 
 /// The ignorecase plugin (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -42,7 +42,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use jaunt::{code, Packet, Plugin, RoutePlugin, Session, Status};
+use jaunt_peer::{Plugin, RoutePlugin, Session};
+use jaunt_socket::{code, Packet, Status};
 
 /// A token bucket: up to `burst` tokens, refilled continuously at `per_sec`.
 #[derive(Debug)]
