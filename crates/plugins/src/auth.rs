@@ -27,7 +27,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::auth::{Bearer, Checker, Credentials};
+//! use jaunt::plugins::auth::{Bearer, Checker, Credentials};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let mut routes = Router::new();

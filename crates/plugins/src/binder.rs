@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::binder::Valid;
+//! use jaunt::plugins::binder::Valid;
 //! use serde::Deserialize;
 //! use validator::Validate;
 //!

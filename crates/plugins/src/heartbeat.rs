@@ -34,7 +34,7 @@
 //! use std::time::Duration;
 //!
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::heartbeat::{self, Ping, Pong};
+//! use jaunt::plugins::heartbeat::{self, Ping, Pong};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! // The server answers heartbeats and drops clients silent for 2 × their rate.

@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::ignorecase::IgnoreCase;
+//! use jaunt::plugins::ignorecase::IgnoreCase;
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let mut routes = Router::new();
@@ -48,7 +48,7 @@ pub struct IgnoreCase;
 ///
 /// ```
 /// let mut uri = String::from("/Math/ADD?X=1");
-/// jaunt_plugins::ignorecase::lower_path(&mut uri);
+/// jaunt::plugins::ignorecase::lower_path(&mut uri);
 /// assert_eq!(uri, "/math/add?X=1");
 /// ```
 pub fn lower_path(uri: &mut String) {

@@ -32,7 +32,7 @@
 //! use std::sync::Arc;
 //!
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::metrics::Metrics;
+//! use jaunt::plugins::metrics::Metrics;
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let metrics = Arc::new(Metrics::new());

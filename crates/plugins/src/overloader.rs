@@ -20,7 +20,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::overloader::Overloader;
+//! use jaunt::plugins::overloader::Overloader;
 //!
 //! let mut routes = Router::new();
 //! routes.pull("/search", |_: PullCtx, q: String| async move { Ok::<_, Status>(q) }).unwrap();

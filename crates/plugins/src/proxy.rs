@@ -24,7 +24,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::proxy::{self, Proxy};
+//! use jaunt::plugins::proxy::{self, Proxy};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! // The backend serves /echo.

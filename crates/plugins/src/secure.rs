@@ -38,7 +38,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::secure::{self, Secure};
+//! use jaunt::plugins::secure::{self, Secure};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let key = Secure::generate_key(); // share it with the other side
