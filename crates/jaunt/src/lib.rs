@@ -112,7 +112,8 @@
 //! # Cargo features
 //!
 //! Each optional part is a feature, and turning it off removes its
-//! dependencies from the build. Every feature is on by default.
+//! dependencies from the build. Every feature is on by default but `binder`
+//! and `anyhow`.
 //!
 //! | feature | what it adds | dependencies it brings |
 //! |---|---|---|
@@ -127,7 +128,7 @@
 //! | `md5` | the MD5 checksum transfer filter (`m`) in every peer's registry | md-5 |
 //! | `aead` | the ChaCha20-Poly1305 transfer filter `xfer::AeadFilter` | chacha20poly1305 |
 //! | `anyhow` | `From<anyhow::Error> for Status` | anyhow (off by default) |
-//! | `plugins` | all the plugins below | |
+//! | `plugins` | the commonly used plugins: all below but `binder` | |
 //! | `auth`, `heartbeat`, `binder`, `ignorecase`, `proxy`, `overloader`, `secure`, `metrics` | `jaunt::plugins::<name>` | jaunt-plugins; binder: validator; auth: sha2, subtle; secure: chacha20poly1305 |
 //!
 //! The JSON body codec (the default one) and the raw framing are always built in.
@@ -143,7 +144,8 @@
 
 pub use jaunt_codec as codec;
 pub use jaunt_peer as peer;
-/// The plugins, each behind the feature of its name (`plugins` turns them all on).
+/// The plugins, each behind the feature of its name (`plugins` turns on all
+/// but `binder`).
 #[cfg(any(
     feature = "auth",
     feature = "heartbeat",
