@@ -11,6 +11,12 @@
 //! | codec | [`codec`] | body codecs (JSON, protobuf, plain, form, XML) |
 //! | socket | [`socket`] | [`Packet`], [`Status`], [`Meta`], framings ([`RawProto`]) |
 //! | xfer | [`xfer`] | transfer filters (gzip, md5, encryption) |
+//! | plugins | `plugins` | auth, heartbeat, binder, ignorecase, proxy, overloader, secure, metrics (features of the same names) |
+//!
+//! Every type that a signature of these layers names is public in its layer's
+//! crate, so it can be named through the module above (for example
+//! `jaunt::peer::config::opt_duration`); the ones applications name most
+//! are also at the root of this crate (see [Types at the root](#types-at-the-root)).
 //!
 //! ```
 //! use jaunt::prelude::*;
@@ -87,10 +93,70 @@
 //! server.close().await;
 //! # });
 //! ```
+//!
+//! # Types at the root
+//!
+//! | what | types |
+//! |---|---|
+//! | peers and sessions | [`Peer`], [`PeerBuilder`], [`PeerError`], [`Session`], [`SessionState`], [`SessionData`], [`PeerStats`], [`SessionStats`], [`BroadcastReport`], [`TimerHandle`] |
+//! | configuration | [`PeerConfig`] ([`PeerConfigBuilder`]), [`RedialConfig`] ([`RedialConfigBuilder`]), [`SlowConsumer`], [`Handling`], [`TlsFiles`] ([`TlsFilesBuilder`]) |
+//! | addresses | [`Addr`], [`ToAddr`], [`AddrParseError`] |
+//! | calls | [`PullOptions`], [`PullHandle`], [`PullDone`], [`Reply`] |
+//! | handlers | [`Router`], [`Group`], [`PullCtx`], [`PushCtx`], [`RouteError`], [`RouteInfo`] |
+//! | plugins | [`Plugin`], [`RoutePlugin`], [`PluginGroups`], [`RouteKind`] |
+//! | messages | [`Packet`], [`PacketType`], [`Meta`], [`Status`], [`code`], [`Bytes`] |
+//! | bodies | [`CodecRef`], [`CodecError`], [`RawBody`], `Pb` (feature `protobuf`), [`codec_ids`] |
+//! | framings and filters | [`Proto`], [`ProtoConfig`], [`RawProto`], `JsonProto` (feature `json-proto`), `PbProto` (feature `pb-proto`), [`XferRegistry`], [`XferFilter`] |
+//! | typed services | [`Stub`](service::Stub), [`macro@service`], [`macro@controller`] |
+//!
+//! # Cargo features
+//!
+//! Each optional part is a feature, and turning it off removes its
+//! dependencies from the build. Every feature is on by default but `binder`
+//! and `anyhow`.
+//!
+//! | feature | what it adds | dependencies it brings |
+//! |---|---|---|
+//! | `tls` | `Peer::listen_tls`, `Peer::dial_tls`, `jaunt::tls` | rustls (tokio-rustls, ring) |
+//! | `restart` | graceful restart: `jaunt::restart`, `Inherited` | nix, command-fds, listenfd |
+//! | `protobuf` | the protobuf body codec, `Pb` | prost |
+//! | `form` | the URL-encoded form body codec | serde_urlencoded |
+//! | `xml` | the XML body codec | quick-xml |
+//! | `json-proto` | `JsonProto`, the JSON framing of Go erpc | serde_json |
+//! | `pb-proto` | `PbProto`, the protobuf framing of Go erpc | prost |
+//! | `gzip` | the gzip transfer filter (`g`) in every peer's registry | flate2 |
+//! | `md5` | the MD5 checksum transfer filter (`m`) in every peer's registry | md-5 |
+//! | `aead` | the ChaCha20-Poly1305 transfer filter `xfer::AeadFilter` | chacha20poly1305 |
+//! | `anyhow` | `From<anyhow::Error> for Status` | anyhow (off by default) |
+//! | `plugins` | the commonly used plugins: all below but `binder` | |
+//! | `auth`, `heartbeat`, `binder`, `ignorecase`, `proxy`, `overloader`, `secure`, `metrics` | `jaunt::plugins::<name>` | jaunt-plugins; binder: validator; auth: sha2, subtle; secure: chacha20poly1305 |
+//!
+//! The JSON body codec (the default one) and the raw framing are always built in.
+//!
+//! ```toml
+//! # Only the core: no TLS, no restart, no XML, no filters, no plugins.
+//! jaunt = { version = "0.1", default-features = false }
+//! # The core with the auth and heartbeat plugins.
+//! jaunt = { version = "0.1", default-features = false, features = ["auth", "heartbeat"] }
+//! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use jaunt_codec as codec;
 pub use jaunt_peer as peer;
+/// The plugins, each behind the feature of its name (`plugins` turns on all
+/// but `binder`).
+#[cfg(any(
+    feature = "auth",
+    feature = "heartbeat",
+    feature = "binder",
+    feature = "ignorecase",
+    feature = "proxy",
+    feature = "overloader",
+    feature = "secure",
+    feature = "metrics"
+))]
+pub use jaunt_plugins as plugins;
 pub use jaunt_router as router;
 pub use jaunt_service as service;
 pub use jaunt_socket as socket;
@@ -101,23 +167,37 @@ pub use jaunt_xfer as xfer;
 pub use async_trait::async_trait;
 /// The byte buffer of bodies (re-exported from the `bytes` crate).
 pub use bytes::Bytes;
-pub use jaunt_codec::{ids as codec_ids, CodecRef, Pb, RawBody};
+#[cfg(feature = "protobuf")]
+pub use jaunt_codec::Pb;
+pub use jaunt_codec::{ids as codec_ids, CodecError, CodecRef, RawBody};
 pub use jaunt_macros::{controller, service};
 #[cfg(feature = "restart")]
 pub use jaunt_peer::restart;
 #[cfg(feature = "tls")]
 pub use jaunt_peer::tls;
+#[cfg(feature = "restart")]
+pub use jaunt_peer::Inherited;
 pub use jaunt_peer::{
-    Addr, BroadcastReport, Group, Peer, PeerBuilder, PeerConfig, PeerError, PeerStats, Plugin,
-    PluginGroups, PullCtx, PullDone, PullHandle, PullOptions, PushCtx, Reply, RouteKind,
-    RoutePlugin, Router, Session, SessionStats, TimerHandle, MIN_TIMER_PERIOD,
+    Addr, AddrParseError, BroadcastReport, Group, Handling, Peer, PeerBuilder, PeerConfig,
+    PeerConfigBuilder, PeerError, PeerStats, Plugin, PluginGroups, PullCtx, PullDone, PullHandle,
+    PullOptions, PushCtx, RedialConfig, RedialConfigBuilder, Reply, RouteKind, RoutePlugin, Router,
+    Session, SessionData, SessionState, SessionStats, SlowConsumer, TimerHandle, TlsFiles,
+    TlsFilesBuilder, ToAddr, MIN_TIMER_PERIOD,
 };
-pub use jaunt_socket::{code, Meta, Packet, PacketType, RawProto, Status};
+pub use jaunt_router::{RouteError, RouteInfo};
+#[cfg(feature = "json-proto")]
+pub use jaunt_socket::JsonProto;
+#[cfg(feature = "pb-proto")]
+pub use jaunt_socket::PbProto;
+pub use jaunt_socket::{code, Meta, Packet, PacketType, Proto, ProtoConfig, RawProto, Status};
+pub use jaunt_xfer::{XferFilter, XferRegistry};
 
 /// The names most programs need.
 pub mod prelude {
+    #[cfg(feature = "protobuf")]
+    pub use crate::Pb;
     pub use crate::{
-        code, Bytes, Pb, Peer, PluginGroups, PullCtx, PullOptions, PushCtx, Reply, Router, Session,
+        code, Bytes, Peer, PluginGroups, PullCtx, PullOptions, PushCtx, Reply, Router, Session,
         Status,
     };
 }
@@ -126,3 +206,8 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// This crate's own README (the one crates.io shows), compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct CrateReadmeDoctests;

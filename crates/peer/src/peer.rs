@@ -361,8 +361,10 @@ impl std::fmt::Debug for Peer {
 }
 
 impl Peer {
-    /// A peer with the default configuration, every built-in codec, and
-    /// gzip (`g`) and md5 (`m`) filters.
+    /// A peer with the default configuration, every codec built in (JSON and
+    /// plain always; protobuf, form and XML with the features of those names)
+    /// and the gzip (`g`) and md5 (`m`) filters when their features are on
+    /// (all of them are with the `jaunt` crate's default features).
     pub fn new(router: Router) -> Self {
         // The default configuration names JSON, which this crate always builds
         // in, and has no plugins, so nothing can refuse it.

@@ -27,7 +27,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::auth::{Bearer, Checker, Credentials};
+//! use jaunt::plugins::auth::{Bearer, Checker, Credentials};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let mut routes = Router::new();
@@ -77,8 +77,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use jaunt::codec_ids;
-use jaunt::{Packet, PacketType, Plugin, RoutePlugin, Session, Status};
+use jaunt_codec::ids as codec_ids;
+use jaunt_peer::{Plugin, RoutePlugin, Session};
+use jaunt_socket::{Packet, PacketType, Status};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::binder::Valid;
+//! use jaunt::plugins::binder::Valid;
 //! use serde::Deserialize;
 //! use validator::Validate;
 //!
@@ -58,8 +58,8 @@
 use std::fmt;
 
 use bytes::Bytes;
-use jaunt::codec::erased_serde;
-use jaunt::codec::{DecodeBody, SinkError};
+use jaunt_codec::erased_serde;
+use jaunt_codec::{DecodeBody, SinkError};
 use validator::ValidationErrorsKind;
 pub use validator::{Validate, ValidationError, ValidationErrors};
 

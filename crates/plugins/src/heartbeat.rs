@@ -34,7 +34,7 @@
 //! use std::time::Duration;
 //!
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::heartbeat::{self, Ping, Pong};
+//! use jaunt::plugins::heartbeat::{self, Ping, Pong};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! // The server answers heartbeats and drops clients silent for 2 × their rate.
@@ -60,11 +60,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use jaunt::codec_ids;
-use jaunt::router::RouteError;
-use jaunt::{
-    Packet, Plugin, PullCtx, PullOptions, PushCtx, RawBody, RoutePlugin, Router, Session, Status,
-};
+use jaunt_codec::ids as codec_ids;
+use jaunt_codec::RawBody;
+use jaunt_peer::{Plugin, PullCtx, PullOptions, PushCtx, RoutePlugin, Router, Session};
+use jaunt_router::RouteError;
+use jaunt_socket::{Packet, Status};
 
 /// The uri of heartbeat pulls and pushes.
 pub const HEARTBEAT_URI: &str = "/heartbeat";
@@ -169,7 +169,7 @@ impl Ping {
         match tokio::time::timeout(self.rate * 2, pull).await {
             // Any reply, even an error status (no route), is a sign of life.
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) if status.code() == jaunt::code::CONN_CLOSED => Err(status),
+            Ok(Err(status)) if status.code() == jaunt_socket::code::CONN_CLOSED => Err(status),
             Ok(Err(status)) => {
                 tracing::debug!(id = %session.id(), %status, "heartbeat answered with an error");
                 Ok(())

@@ -5,7 +5,7 @@
 //! **Routes must be registered in lower case**: a route whose path has an
 //! upper-case letter could never be reached, so the peer refuses to build
 //! with one (`PeerError::Plugin` naming the route). The default
-//! [`UriMapper`](jaunt::router::UriMapper) already produces lower-case uris
+//! [`UriMapper`](jaunt_router::UriMapper) already produces lower-case uris
 //! for controllers. Lower-casing is Unicode-aware, as Go's `strings.ToLower`
 //! (which Go erpc's ignorecase plugin uses).
 //!
@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::ignorecase::IgnoreCase;
+//! use jaunt::plugins::ignorecase::IgnoreCase;
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let mut routes = Router::new();
@@ -36,8 +36,9 @@
 //! ```
 
 use async_trait::async_trait;
-use jaunt::router::RouteInfo;
-use jaunt::{Packet, Plugin, RouteKind, RoutePlugin, Session, Status};
+use jaunt_peer::{Plugin, RouteKind, RoutePlugin, Session};
+use jaunt_router::RouteInfo;
+use jaunt_socket::{Packet, Status};
 
 /// The ignorecase plugin (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,7 +48,7 @@ pub struct IgnoreCase;
 ///
 /// ```
 /// let mut uri = String::from("/Math/ADD?X=1");
-/// jaunt_plugins::ignorecase::lower_path(&mut uri);
+/// jaunt::plugins::ignorecase::lower_path(&mut uri);
 /// assert_eq!(uri, "/math/add?X=1");
 /// ```
 pub fn lower_path(uri: &mut String) {

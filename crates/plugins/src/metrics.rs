@@ -32,7 +32,7 @@
 //! use std::sync::Arc;
 //!
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::metrics::Metrics;
+//! use jaunt::plugins::metrics::Metrics;
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let metrics = Arc::new(Metrics::new());
@@ -69,7 +69,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use jaunt::{Packet, Plugin, PushCtx, RoutePlugin, Session, Status};
+use jaunt_peer::{Plugin, PushCtx, RoutePlugin, Session};
+use jaunt_socket::{Packet, Status};
 
 /// The upper bounds of the latency buckets, in milliseconds; a last bucket
 /// (+Inf) takes the rest.

@@ -20,7 +20,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::overloader::Overloader;
+//! use jaunt::plugins::overloader::Overloader;
 //!
 //! let mut routes = Router::new();
 //! routes.pull("/search", |_: PullCtx, q: String| async move { Ok::<_, Status>(q) }).unwrap();
@@ -42,7 +42,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use jaunt::{code, Packet, Plugin, RoutePlugin, Session, Status};
+use jaunt_peer::{Plugin, RoutePlugin, Session};
+use jaunt_socket::{code, Packet, Status};
 
 /// A token bucket: up to `burst` tokens, refilled continuously at `per_sec`.
 #[derive(Debug)]

@@ -24,7 +24,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::proxy::{self, Proxy};
+//! use jaunt::plugins::proxy::{self, Proxy};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! // The backend serves /echo.
@@ -57,9 +57,11 @@
 
 use std::sync::Arc;
 
-use jaunt::peer::{AddrParseError, ToAddr};
-use jaunt::router::RouteError;
-use jaunt::{Addr, Peer, PullCtx, PullOptions, PushCtx, RawBody, Router, Session, Status};
+use jaunt_codec::RawBody;
+use jaunt_peer::{Addr, Peer, PullCtx, PullOptions, PushCtx, Router, Session};
+use jaunt_peer::{AddrParseError, ToAddr};
+use jaunt_router::RouteError;
+use jaunt_socket::Status;
 use tokio::sync::Mutex;
 
 /// The meta key carrying the original caller's IP address.
@@ -201,7 +203,7 @@ impl Proxy {
 
     /// The forwarded message's options: the incoming meta (with `X-Real-IP`
     /// set) and filters.
-    fn options(&self, meta: &jaunt::Meta, xfer: &[u8], remote: &Addr) -> PullOptions {
+    fn options(&self, meta: &jaunt_socket::Meta, xfer: &[u8], remote: &Addr) -> PullOptions {
         let mut opts = PullOptions::new();
         let mut real_ip = None;
         for (key, value) in meta.iter() {

@@ -30,7 +30,7 @@
 //!
 //! The server side uses route hooks only, so on the serving peer the plugin
 //! may also be attached to a route group with
-//! [`plugin_group`](jaunt::PluginGroups::plugin_group); the calling side
+//! [`plugin_group`](jaunt_peer::PluginGroups::plugin_group); the calling side
 //! needs it as a peer plugin. Decrypting in `pre_read_pull_body` means
 //! plugins that run earlier (`post_read_pull_header`) see the ciphertext.
 //! Register `Secure` after plugins that must see the wire form (a capture)
@@ -38,7 +38,7 @@
 //!
 //! ```
 //! use jaunt::prelude::*;
-//! use jaunt_plugins::secure::{self, Secure};
+//! use jaunt::plugins::secure::{self, Secure};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let key = Secure::generate_key(); // share it with the other side
@@ -71,7 +71,8 @@ use bytes::Bytes;
 use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::{Aead, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
-use jaunt::{Meta, Packet, PacketType, Plugin, PullCtx, PullOptions, RoutePlugin, Session, Status};
+use jaunt_peer::{Plugin, PullCtx, PullOptions, RoutePlugin, Session};
+use jaunt_socket::{Meta, Packet, PacketType, Status};
 
 /// The meta key that asks for encryption: `X-Secure=1` (`true` is
 /// accepted too).
