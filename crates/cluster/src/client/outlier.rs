@@ -130,6 +130,27 @@ mod tests {
     }
 
     #[test]
+    fn failures_while_ejected_do_not_count() {
+        let rule = Ejection {
+            failures: 2,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+        };
+        let health = Health::default();
+        let t = Instant::now();
+        health.failure(&rule, t);
+        assert!(health.failure(&rule, t).is_some());
+        // Calls that were under way fail too: they neither lengthen the ejection nor
+        // count towards the next one.
+        for _ in 0..5 {
+            assert_eq!(health.failure(&rule, t + Duration::from_millis(500)), None);
+        }
+        let t = t + Duration::from_secs(1);
+        assert!(health.is_available(t));
+        assert_eq!(health.failure(&rule, t), None, "a fresh count after the period");
+    }
+
+    #[test]
     fn a_success_between_failures_keeps_the_endpoint_in() {
         let rule = Ejection::default();
         let health = Health::default();
