@@ -14,9 +14,12 @@ use crate::context::{PullCtx, PushCtx};
 use crate::link::{Link, Permits};
 use crate::plugin::RouteChain;
 use crate::reader::off_the_reading_task;
+use crate::telemetry::{self, RunKind, Side};
 use crate::Session;
+use futures_util::future::Either;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use tracing::{Instrument, Span};
 
 /// Runs a handler: both the call that builds its future and the future itself
 /// may panic; either becomes an error status.
@@ -64,9 +67,20 @@ pub(crate) async fn serve_pull(
     permits: Permits,
 ) {
     let seq = packet.seq;
+    let span = server_span(&session, &packet);
     let serve = async {
+        let started = (!span.is_disabled()).then(Instant::now);
         let (reply, chain) = answer_pull(&session, packet).await;
+        if let Some(started) = started {
+            telemetry::record_outcome(&span, reply.status.code(), started.elapsed());
+        }
         send_reply(&session, &link, reply, &chain).await;
+    };
+    // The handler's future runs in the span: its own spans and events, and
+    // the pulls it sends on, are the span's children.
+    let serve = match span.is_disabled() {
+        true => Either::Left(serve),
+        false => Either::Right(serve.instrument(span.clone())),
     };
     tokio::select! {
         biased;
@@ -80,6 +94,18 @@ pub(crate) async fn serve_pull(
     drop(permits);
 }
 
+/// The span of a call served ([`Span::none`] when nobody listens); the
+/// propagator makes the caller's context its parent.
+fn server_span(session: &Session, packet: &Packet) -> Span {
+    let span = telemetry::call_span(Side::Server, session.remote_addr(), packet, None);
+    if !span.is_disabled() {
+        if let Some(propagator) = &session.shared().propagator {
+            propagator.extract(&packet.meta, &span);
+        }
+    }
+    span
+}
+
 /// Runs the hooks and the handler of a pull; returns the reply and the
 /// route hooks that see it written.
 async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteChain) {
@@ -89,7 +115,14 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
     let seq = packet.seq;
     for plugin in shared.plugins.iter() {
         if let Err(status) = plugin.post_read_pull_header(session, &mut packet).await {
-            shared.log_call("serve pull", &packet, &status, start.elapsed());
+            shared.log_call(
+                RunKind::PullServed,
+                session.remote_addr(),
+                &packet,
+                None,
+                &status,
+                start.elapsed(),
+            );
             return (
                 error_reply(seq, status, packet.xfer),
                 shared.peer_chain.clone(),
@@ -110,12 +143,26 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
     let chain = shared.pull_chain(packet.path()).clone();
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for pull {}", packet.path()));
-        shared.log_call("serve pull", &packet, &status, start.elapsed());
+        shared.log_call(
+            RunKind::PullServed,
+            session.remote_addr(),
+            &packet,
+            None,
+            &status,
+            start.elapsed(),
+        );
         return (error_reply(seq, status, pull_xfer), chain);
     };
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_read_pull_body(session, &mut packet).await {
-            shared.log_call("serve pull", &packet, &status, start.elapsed());
+            shared.log_call(
+                RunKind::PullServed,
+                session.remote_addr(),
+                &packet,
+                None,
+                &status,
+                start.elapsed(),
+            );
             return (error_reply(seq, status, pull_xfer), chain);
         }
     }
@@ -179,7 +226,14 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
         }
         Err(status) => reply.status = status,
     }
-    shared.log_call("serve pull", pull, &reply.status, start.elapsed());
+    shared.log_call(
+        RunKind::PullServed,
+        session.remote_addr(),
+        pull,
+        Some(&reply),
+        &reply.status,
+        start.elapsed(),
+    );
     if reply.status.is_cause_private() && !shared.config.expose_internal_errors {
         tracing::warn!(uri = %pull.uri, seq, status = %reply.status, "internal error (its cause is not shown to the caller)");
         reply.status = std::mem::take(&mut reply.status).hide_private_cause();
@@ -234,13 +288,33 @@ fn unsendable(status: &Status) -> Status {
     )
 }
 
-pub(crate) async fn serve_push(session: Session, mut packet: Packet) {
+/// Serves one push of the other side, in its span when one is wanted.
+pub(crate) async fn serve_push(session: Session, packet: Packet) {
+    let span = server_span(&session, &packet);
+    if span.is_disabled() {
+        answer_push(session, packet).await;
+        return;
+    }
+    let start = Instant::now();
+    let status = answer_push(session, packet).instrument(span.clone()).await;
+    telemetry::record_outcome(&span, status.code(), start.elapsed());
+}
+
+/// Runs the hooks and the handler of a push; returns the outcome.
+async fn answer_push(session: Session, mut packet: Packet) -> Status {
     let start = Instant::now();
     let shared = session.shared().clone();
     for plugin in shared.plugins.iter() {
         if let Err(status) = plugin.post_read_push_header(&session, &mut packet).await {
-            shared.log_call("serve push", &packet, &status, start.elapsed());
-            return;
+            shared.log_call(
+                RunKind::PushServed,
+                session.remote_addr(),
+                &packet,
+                None,
+                &status,
+                start.elapsed(),
+            );
+            return status;
         }
     }
     let route = shared
@@ -255,14 +329,28 @@ pub(crate) async fn serve_push(session: Session, mut packet: Packet) {
         });
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for push {}", packet.path()));
-        shared.log_call("serve push", &packet, &status, start.elapsed());
-        return;
+        shared.log_call(
+            RunKind::PushServed,
+            session.remote_addr(),
+            &packet,
+            None,
+            &status,
+            start.elapsed(),
+        );
+        return status;
     };
     let chain = shared.push_chain(packet.path()).clone();
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_read_push_body(&session, &mut packet).await {
-            shared.log_call("serve push", &packet, &status, start.elapsed());
-            return;
+            shared.log_call(
+                RunKind::PushServed,
+                session.remote_addr(),
+                &packet,
+                None,
+                &status,
+                start.elapsed(),
+            );
+            return status;
         }
     }
     let heavy = packet.body.len() > shared.config.inline_body_limit;
@@ -275,7 +363,15 @@ pub(crate) async fn serve_push(session: Session, mut packet: Packet) {
         Ok(()) => Status::ok(),
         Err(status) => status,
     };
-    shared.log_call("serve push", ctx.packet(), &status, start.elapsed());
+    shared.log_call(
+        RunKind::PushServed,
+        ctx.session().remote_addr(),
+        ctx.packet(),
+        None,
+        &status,
+        start.elapsed(),
+    );
+    status
 }
 
 #[cfg(test)]

@@ -23,7 +23,10 @@ use crate::limits::SessionLimits;
 use crate::seq_map::SeqMap;
 use crate::signal::Signal;
 use crate::spare;
+use crate::telemetry::{self, RunKind, Side};
 use crate::turns::Turns;
+use futures_util::future::Either;
+use tracing::{Instrument, Span};
 
 use crate::call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
@@ -208,7 +211,21 @@ impl Session {
             (self.key(), link.clone()),
             self.run_connect_hooks(dialed, is_redial),
         );
-        if let Err(status) = hooks.await {
+        // The connect hooks (an auth handshake among them) in their span.
+        let span = tracing::info_span!(
+            "jaunt.session.connect",
+            network.peer.address = %self.inner.remote,
+            jaunt.session = %self.id(),
+            jaunt.dialed = dialed,
+            jaunt.redial = is_redial,
+            jaunt.status_code = tracing::field::Empty,
+        );
+        let hooks = hooks.instrument(span.clone()).await;
+        if !span.is_disabled() {
+            let code = hooks.as_ref().err().map_or(0, Status::code);
+            span.record("jaunt.status_code", code);
+        }
+        if let Err(status) = hooks {
             link.down.cancel();
             return Err(status);
         }
@@ -495,6 +512,13 @@ impl Session {
         if self.inner.close_finished.swap(true, Ordering::AcqRel) {
             return;
         }
+        let _span = tracing::info_span!(
+            "jaunt.session.close",
+            network.peer.address = %self.inner.remote,
+            jaunt.session = %self.id(),
+            jaunt.dialed = self.inner.dialed,
+        )
+        .entered();
         self.link().down.cancel();
         self.pending().clear();
         self.inner.peer.hub.remove(self);
@@ -615,6 +639,7 @@ impl Session {
         timeout: Option<Duration>,
     ) -> impl Future<Output = Result<Reply, Status>> + Send + 'static {
         let start = Instant::now();
+        let span = self.client_span(&mut packet, timeout);
         let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
         let seq = packet.seq;
         let rx = self.arm_pull(&mut packet, timeout);
@@ -653,7 +678,7 @@ impl Session {
             }
         }
         let session = self.clone();
-        async move {
+        let pull = async move {
             let mut guard = guard;
             if closed {
                 return Err(Status::conn_closed("session is closed"));
@@ -685,7 +710,16 @@ impl Session {
                 _ => exchange.await,
             };
             session.finish_pull(&packet, reply, start.elapsed())
+        };
+        if span.is_disabled() {
+            return Either::Left(pull);
         }
+        Either::Right(async move {
+            let result = pull.instrument(span.clone()).await;
+            let code = result.as_ref().err().map_or(0, Status::code);
+            telemetry::record_outcome(&span, code, start.elapsed());
+            result
+        })
     }
 
     /// Sends a one-way message. Returns once the frame is queued for writing.
@@ -700,8 +734,8 @@ impl Session {
         args: &A,
         opts: PullOptions,
     ) -> Result<(), Status> {
-        let mut packet = self.build(PacketType::Push, uri, args, opts)?;
-        self.send_packet(&mut packet).await
+        let packet = self.build(PacketType::Push, uri, args, opts)?;
+        self.push_packet(packet).await
     }
 
     /// Pulls with an already-encoded body (a proxy forwarding what it
@@ -724,8 +758,8 @@ impl Session {
         body: RawBody,
         opts: PullOptions,
     ) -> Result<(), Status> {
-        let mut packet = self.build_raw(PacketType::Push, uri, body, opts)?;
-        self.send_packet(&mut packet).await
+        let packet = self.build_raw(PacketType::Push, uri, body, opts)?;
+        self.push_packet(packet).await
     }
 
     fn build_raw(
@@ -807,7 +841,64 @@ impl Session {
         opts.timeout.or(self.inner.peer.config.pull_timeout)
     }
 
+    /// A pull sent and its reply awaited, in its span when one is wanted.
     async fn pull_packet(
+        &self,
+        mut packet: Packet,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, Status> {
+        let span = self.client_span(&mut packet, timeout);
+        if span.is_disabled() {
+            return self.exchange_pull(packet, timeout).await;
+        }
+        let start = Instant::now();
+        let result = self
+            .exchange_pull(packet, timeout)
+            .instrument(span.clone())
+            .await;
+        let code = result.as_ref().err().map_or(0, Status::code);
+        telemetry::record_outcome(&span, code, start.elapsed());
+        result
+    }
+
+    /// The span of a call this side sends ([`Span::none`] when nobody
+    /// listens); the propagator writes its context into the meta.
+    fn client_span(&self, packet: &mut Packet, timeout: Option<Duration>) -> Span {
+        let span = telemetry::call_span(Side::Client, &self.inner.remote, packet, timeout);
+        if !span.is_disabled() {
+            if let Some(propagator) = &self.inner.peer.propagator {
+                propagator.inject(&span, &mut packet.meta);
+            }
+        }
+        span
+    }
+
+    /// A push sent, in its span when one is wanted, and its run log line.
+    async fn push_packet(&self, mut packet: Packet) -> Result<(), Status> {
+        let span = self.client_span(&mut packet, None);
+        let config = &self.inner.peer.config;
+        let logged =
+            config.count_time || config.print_detail || config.slow_call_threshold.is_some();
+        if span.is_disabled() && !logged {
+            return self.send_packet(&mut packet).await;
+        }
+        let start = Instant::now();
+        let result = self.send_packet(&mut packet).instrument(span.clone()).await;
+        let cost = start.elapsed();
+        let status = result.as_ref().err().cloned().unwrap_or_else(Status::ok);
+        telemetry::record_outcome(&span, status.code(), cost);
+        self.inner.peer.log_call(
+            RunKind::PushSent,
+            &self.inner.remote,
+            &packet,
+            None,
+            &status,
+            cost,
+        );
+        result
+    }
+
+    async fn exchange_pull(
         &self,
         mut packet: Packet,
         timeout: Option<Duration>,
@@ -882,13 +973,25 @@ impl Session {
         let reply = match reply {
             Ok(reply) => reply,
             Err(status) => {
-                self.inner.peer.log_call("pull", packet, &status, cost);
+                self.inner.peer.log_call(
+                    RunKind::PullSent,
+                    &self.inner.remote,
+                    packet,
+                    None,
+                    &status,
+                    cost,
+                );
                 return Err(status);
             }
         };
-        self.inner
-            .peer
-            .log_call("pull", packet, &reply.status, cost);
+        self.inner.peer.log_call(
+            RunKind::PullSent,
+            &self.inner.remote,
+            packet,
+            Some(&reply),
+            &reply.status,
+            cost,
+        );
         if !reply.status.is_ok() {
             return Err(reply.status);
         }
