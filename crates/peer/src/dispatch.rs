@@ -16,7 +16,6 @@ use crate::plugin::RouteChain;
 use crate::reader::off_the_reading_task;
 use crate::telemetry::{self, RunKind, Side};
 use crate::Session;
-use futures_util::future::Either;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{Instrument, Span};
@@ -66,21 +65,18 @@ pub(crate) async fn serve_pull(
     cancel: oneshot::Receiver<()>,
     permits: Permits,
 ) {
+    // Only a traced pull pays for its span (the boxed future holds it).
+    if let Some(span) = server_span(&session, &packet) {
+        Box::pin(serve_pull_traced(
+            session, link, packet, cancel, permits, span,
+        ))
+        .await;
+        return;
+    }
     let seq = packet.seq;
-    let span = server_span(&session, &packet);
     let serve = async {
-        let started = (!span.is_disabled()).then(Instant::now);
         let (reply, chain) = answer_pull(&session, packet).await;
-        if let Some(started) = started {
-            telemetry::record_outcome(&span, reply.status.code(), started.elapsed());
-        }
         send_reply(&session, &link, reply, &chain).await;
-    };
-    // The handler's future runs in the span: its own spans and events, and
-    // the pulls it sends on, are the span's children.
-    let serve = match span.is_disabled() {
-        true => Either::Left(serve),
-        false => Either::Right(serve.instrument(span.clone())),
     };
     tokio::select! {
         biased;
@@ -94,16 +90,47 @@ pub(crate) async fn serve_pull(
     drop(permits);
 }
 
-/// The span of a call served ([`Span::none`] when nobody listens); the
-/// propagator makes the caller's context its parent.
-fn server_span(session: &Session, packet: &Packet) -> Span {
-    let span = telemetry::call_span(Side::Server, session.remote_addr(), packet, None);
-    if !span.is_disabled() {
-        if let Some(propagator) = &session.shared().propagator {
-            propagator.extract(&packet.meta, &span);
-        }
+/// [`serve_pull`] in the pull's span: the handler's future runs in it, so
+/// its own spans and events, and the pulls it sends on, are its children.
+async fn serve_pull_traced(
+    session: Session,
+    link: Arc<Link>,
+    packet: Box<Packet>,
+    cancel: oneshot::Receiver<()>,
+    permits: Permits,
+    span: Span,
+) {
+    let seq = packet.seq;
+    let start = Instant::now();
+    let serve = async {
+        let (reply, chain) = answer_pull(&session, packet).await;
+        telemetry::record_outcome(&span, reply.status.code(), start.elapsed());
+        send_reply(&session, &link, reply, &chain).await;
     }
-    span
+    .instrument(span.clone());
+    tokio::select! {
+        biased;
+        _ = cancel => {
+            tracing::debug!(id = %session.id(), seq, "pull cancelled by its caller: handler dropped");
+        }
+        () = serve => {}
+    }
+    session.serving_done(seq);
+    drop(permits);
+}
+
+/// The span of a call served (`None` when nobody listens); the propagator
+/// makes the caller's context its parent.
+#[inline]
+fn server_span(session: &Session, packet: &Packet) -> Option<Span> {
+    let span = telemetry::call_span(Side::Server, session.remote_addr(), packet, None);
+    if span.is_disabled() {
+        return None;
+    }
+    if let Some(propagator) = &session.shared().propagator {
+        propagator.extract(&packet.meta, &span);
+    }
+    Some(span)
 }
 
 /// Runs the hooks and the handler of a pull; returns the reply and the
@@ -290,13 +317,12 @@ fn unsendable(status: &Status) -> Status {
 
 /// Serves one push of the other side, in its span when one is wanted.
 pub(crate) async fn serve_push(session: Session, packet: Packet) {
-    let span = server_span(&session, &packet);
-    if span.is_disabled() {
+    let Some(span) = server_span(&session, &packet) else {
         answer_push(session, packet).await;
         return;
-    }
+    };
     let start = Instant::now();
-    let status = answer_push(session, packet).instrument(span.clone()).await;
+    let status = Box::pin(answer_push(session, packet).instrument(span.clone())).await;
     telemetry::record_outcome(&span, status.code(), start.elapsed());
 }
 

@@ -319,8 +319,27 @@ impl PeerShared {
     /// `sent` is the message this side sent (the pull, or the reply it
     /// served), `received` the other; either may be missing (a push has no
     /// reply; a pull refused before it was answered has only its status).
-    #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn log_call(
+        &self,
+        kind: RunKind,
+        addr: &Addr,
+        call: &Packet,
+        answer: Option<&Packet>,
+        status: &Status,
+        cost: Duration,
+    ) {
+        let config = &self.config;
+        let quiet =
+            !config.count_time && !config.print_detail && config.slow_call_threshold.is_none();
+        if quiet && status.is_ok() {
+            return;
+        }
+        self.log_call_out_of_line(kind, addr, call, answer, status, cost);
+    }
+
+    #[inline(never)]
+    fn log_call_out_of_line(
         &self,
         kind: RunKind,
         addr: &Addr,

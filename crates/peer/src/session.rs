@@ -556,7 +556,11 @@ impl Session {
         opts: PullOptions,
     ) -> Result<Reply, Status> {
         let timeout = self.pull_timeout(&opts);
-        let packet = self.build(PacketType::Pull, uri, args, opts)?;
+        let mut packet = self.build(PacketType::Pull, uri, args, opts)?;
+        // Only a traced pull pays for its span (the boxed future holds it).
+        if let Some(span) = self.client_span(&mut packet, timeout) {
+            return Box::pin(self.pull_traced(packet, timeout, span)).await;
+        }
         self.pull_packet(packet, timeout).await
     }
 
@@ -711,9 +715,9 @@ impl Session {
             };
             session.finish_pull(&packet, reply, start.elapsed())
         };
-        if span.is_disabled() {
+        let Some(span) = span else {
             return Either::Left(pull);
-        }
+        };
         Either::Right(async move {
             let result = pull.instrument(span.clone()).await;
             let code = result.as_ref().err().map_or(0, Status::code);
@@ -747,7 +751,10 @@ impl Session {
         opts: PullOptions,
     ) -> Result<Reply, Status> {
         let timeout = self.pull_timeout(&opts);
-        let packet = self.build_raw(PacketType::Pull, uri, body, opts)?;
+        let mut packet = self.build_raw(PacketType::Pull, uri, body, opts)?;
+        if let Some(span) = self.client_span(&mut packet, timeout) {
+            return Box::pin(self.pull_traced(packet, timeout, span)).await;
+        }
         self.pull_packet(packet, timeout).await
     }
 
@@ -847,62 +854,6 @@ impl Session {
         mut packet: Packet,
         timeout: Option<Duration>,
     ) -> Result<Reply, Status> {
-        let span = self.client_span(&mut packet, timeout);
-        if span.is_disabled() {
-            return self.exchange_pull(packet, timeout).await;
-        }
-        let start = Instant::now();
-        let result = self
-            .exchange_pull(packet, timeout)
-            .instrument(span.clone())
-            .await;
-        let code = result.as_ref().err().map_or(0, Status::code);
-        telemetry::record_outcome(&span, code, start.elapsed());
-        result
-    }
-
-    /// The span of a call this side sends ([`Span::none`] when nobody
-    /// listens); the propagator writes its context into the meta.
-    fn client_span(&self, packet: &mut Packet, timeout: Option<Duration>) -> Span {
-        let span = telemetry::call_span(Side::Client, &self.inner.remote, packet, timeout);
-        if !span.is_disabled() {
-            if let Some(propagator) = &self.inner.peer.propagator {
-                propagator.inject(&span, &mut packet.meta);
-            }
-        }
-        span
-    }
-
-    /// A push sent, in its span when one is wanted, and its run log line.
-    async fn push_packet(&self, mut packet: Packet) -> Result<(), Status> {
-        let span = self.client_span(&mut packet, None);
-        let config = &self.inner.peer.config;
-        let logged =
-            config.count_time || config.print_detail || config.slow_call_threshold.is_some();
-        if span.is_disabled() && !logged {
-            return self.send_packet(&mut packet).await;
-        }
-        let start = Instant::now();
-        let result = self.send_packet(&mut packet).instrument(span.clone()).await;
-        let cost = start.elapsed();
-        let status = result.as_ref().err().cloned().unwrap_or_else(Status::ok);
-        telemetry::record_outcome(&span, status.code(), cost);
-        self.inner.peer.log_call(
-            RunKind::PushSent,
-            &self.inner.remote,
-            &packet,
-            None,
-            &status,
-            cost,
-        );
-        result
-    }
-
-    async fn exchange_pull(
-        &self,
-        mut packet: Packet,
-        timeout: Option<Duration>,
-    ) -> Result<Reply, Status> {
         let start = Instant::now();
         let seq = packet.seq;
         let rx = self.arm_pull(&mut packet, timeout);
@@ -943,6 +894,68 @@ impl Session {
             None => exchange.await,
         };
         self.finish_pull(&packet, reply, start.elapsed())
+    }
+
+    /// A pull in its span, with its outcome recorded on it.
+    async fn pull_traced(
+        &self,
+        packet: Packet,
+        timeout: Option<Duration>,
+        span: Span,
+    ) -> Result<Reply, Status> {
+        let start = Instant::now();
+        let result = self
+            .pull_packet(packet, timeout)
+            .instrument(span.clone())
+            .await;
+        let code = result.as_ref().err().map_or(0, Status::code);
+        telemetry::record_outcome(&span, code, start.elapsed());
+        result
+    }
+
+    /// The span of a call this side sends (`None` when nobody listens);
+    /// the propagator writes its context into the meta.
+    #[inline]
+    fn client_span(&self, packet: &mut Packet, timeout: Option<Duration>) -> Option<Span> {
+        let span = telemetry::call_span(Side::Client, &self.inner.remote, packet, timeout);
+        if span.is_disabled() {
+            return None;
+        }
+        if let Some(propagator) = &self.inner.peer.propagator {
+            propagator.inject(&span, &mut packet.meta);
+        }
+        Some(span)
+    }
+
+    /// A push sent; in its span when one is wanted, and with its run log
+    /// line when one is asked for.
+    async fn push_packet(&self, mut packet: Packet) -> Result<(), Status> {
+        let span = self.client_span(&mut packet, None);
+        let config = &self.inner.peer.config;
+        let logged =
+            config.count_time || config.print_detail || config.slow_call_threshold.is_some();
+        if span.is_none() && !logged {
+            return self.send_packet(&mut packet).await;
+        }
+        Box::pin(self.push_traced(packet, span.unwrap_or_else(Span::none))).await
+    }
+
+    /// A push in its span (maybe [`Span::none`]), with its run log line.
+    async fn push_traced(&self, mut packet: Packet, span: Span) -> Result<(), Status> {
+        let start = Instant::now();
+        let result = self.send_packet(&mut packet).instrument(span.clone()).await;
+        let cost = start.elapsed();
+        let status = result.as_ref().err().cloned().unwrap_or_else(Status::ok);
+        telemetry::record_outcome(&span, status.code(), cost);
+        self.inner.peer.log_call(
+            RunKind::PushSent,
+            &self.inner.remote,
+            &packet,
+            None,
+            &status,
+            cost,
+        );
+        result
     }
 
     /// A pull's start, however it is awaited: its time budget goes into its

@@ -102,6 +102,7 @@ fn service_method(uri: &str) -> (&str, &str) {
 
 /// The span of a call sent or served; [`Span::none`] when nobody listens.
 /// `budget` is the client's time budget (a server reads its meta).
+#[inline]
 pub(crate) fn call_span(
     side: Side,
     peer_addr: &Addr,
