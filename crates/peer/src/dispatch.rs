@@ -64,65 +64,57 @@ pub(crate) async fn serve_pull(
     packet: Box<Packet>,
     cancel: oneshot::Receiver<()>,
     permits: Permits,
-) {
-    // Only a traced pull pays for its span (the boxed future holds it).
-    if let Some(span) = server_span(&session, &packet) {
-        Box::pin(serve_pull_traced(
-            session, link, packet, cancel, permits, span,
-        ))
-        .await;
-        return;
-    }
+) -> Option<i32> {
     let seq = packet.seq;
     let serve = async {
         let (reply, chain) = answer_pull(&session, packet).await;
+        let code = reply.status.code();
         send_reply(&session, &link, reply, &chain).await;
+        code
     };
-    tokio::select! {
+    let code = tokio::select! {
         biased;
         // A cancel push fires it; losing the connection drops its sender.
         _ = cancel => {
             tracing::debug!(id = %session.id(), seq, "pull cancelled by its caller: handler dropped");
+            None
         }
-        () = serve => {}
-    }
+        code = serve => Some(code),
+    };
     session.serving_done(seq);
     drop(permits);
+    code
 }
 
-/// [`serve_pull`] in the pull's span: the handler's future runs in it, so
-/// its own spans and events, and the pulls it sends on, are its children.
-async fn serve_pull_traced(
+/// [`serve_pull`] in the pull's span (from [`server_span`]): the handler's
+/// future runs in it, so its own spans and events, and the pulls it sends
+/// on, are its children. A plain pull does not come here: it pays nothing
+/// for spans nobody wants.
+pub(crate) async fn serve_pull_traced(
     session: Session,
     link: Arc<Link>,
     packet: Box<Packet>,
     cancel: oneshot::Receiver<()>,
     permits: Permits,
     span: Span,
-) {
-    let seq = packet.seq;
+) -> Option<i32> {
     let start = Instant::now();
-    let serve = async {
-        let (reply, chain) = answer_pull(&session, packet).await;
-        telemetry::record_outcome(&span, reply.status.code(), start.elapsed());
-        send_reply(&session, &link, reply, &chain).await;
+    let code = serve_pull(session, link, packet, cancel, permits)
+        .instrument(span.clone())
+        .await;
+    if let Some(code) = code {
+        telemetry::record_outcome(&span, code, start.elapsed());
     }
-    .instrument(span.clone());
-    tokio::select! {
-        biased;
-        _ = cancel => {
-            tracing::debug!(id = %session.id(), seq, "pull cancelled by its caller: handler dropped");
-        }
-        () = serve => {}
-    }
-    session.serving_done(seq);
-    drop(permits);
+    code
 }
 
 /// The span of a call served (`None` when nobody listens); the propagator
 /// makes the caller's context its parent.
 #[inline]
-fn server_span(session: &Session, packet: &Packet) -> Option<Span> {
+pub(crate) fn server_span(session: &Session, packet: &Packet) -> Option<Span> {
+    if !telemetry::info_enabled() {
+        return None;
+    }
     let span = telemetry::call_span(Side::Server, session.remote_addr(), packet, None);
     if span.is_disabled() {
         return None;

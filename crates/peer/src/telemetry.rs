@@ -83,6 +83,14 @@ pub trait TracePropagator: Send + Sync + 'static {
     fn extract(&self, meta: &Meta, span: &Span);
 }
 
+/// Whether anyone may want INFO spans: one load and compare (the static
+/// and current maximum levels; what `tracing`'s own macros check first).
+#[inline(always)]
+pub(crate) fn info_enabled() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    tracing::Level::INFO <= STATIC_MAX_LEVEL && tracing::Level::INFO <= LevelFilter::current()
+}
+
 /// Which side of a call a span is.
 #[derive(Clone, Copy)]
 pub(crate) enum Side {
@@ -102,7 +110,7 @@ fn service_method(uri: &str) -> (&str, &str) {
 
 /// The span of a call sent or served; [`Span::none`] when nobody listens.
 /// `budget` is the client's time budget (a server reads its meta).
-#[inline]
+#[inline(never)]
 pub(crate) fn call_span(
     side: Side,
     peer_addr: &Addr,
