@@ -43,7 +43,9 @@ async fn one_trace_follows_a_pull_through_three_peers_and_a_push() {
         let (heard_tx, mut heard_rx) = tokio::sync::mpsc::channel::<()>(1);
         let mut b_router = Router::new();
         b_router
-            .pull("/b/leaf", |_: PullCtx, n: i64| async move { Ok::<_, Status>(n + 1) })
+            .pull("/b/leaf", |_: PullCtx, n: i64| async move {
+                Ok::<_, Status>(n + 1)
+            })
             .unwrap();
         b_router
             .push("/b/note", move |_: PushCtx, _: String| {
@@ -130,6 +132,9 @@ async fn one_trace_follows_a_pull_through_three_peers_and_a_push() {
         push_server.span_context.trace_id(),
         push_client.span_context.trace_id()
     );
-    assert_eq!(push_server.parent_span_id, push_client.span_context.span_id());
+    assert_eq!(
+        push_server.parent_span_id,
+        push_client.span_context.span_id()
+    );
     provider.shutdown().unwrap();
 }
