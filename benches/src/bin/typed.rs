@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! typed [-n 100000] [-c 50] [--conns 4] [--rounds 7] [--only raw|typed] [--json]
+//! (JAUNT_TRACE_SPANS=1 in the environment: every span recorded by a `tracing` registry)
 //! ```
 //!
 //! The program starts a copy of itself as the server (`typed serve`: the echo router of
@@ -258,6 +259,12 @@ async fn measure(opts: &Opts, addr: &str) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // JAUNT_TRACE_SPANS=1: a subscriber that records every span (the
+    // registry alone, no output), in the client and (inherited) the server,
+    // to measure what the call spans cost when someone listens.
+    if std::env::var_os("JAUNT_TRACE_SPANS").is_some_and(|v| v == "1") {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    }
     if let Some(Sub::Serve) = cli.command {
         let runtime = load::runtime(1);
         return runtime.block_on(async {

@@ -144,10 +144,20 @@ pub struct PeerConfig {
     /// Calls slower than this are logged at WARN. Default: never.
     #[serde(with = "opt_duration")]
     pub slow_call_threshold: Option<Duration>,
-    /// Log meta and body of every message (at DEBUG). Default false.
+    /// Write a run log line for every call (as Go erpc's `print_detail`),
+    /// with the meta and body of each message. Default false.
     pub print_detail: bool,
-    /// Log the cost of every call (at DEBUG). Default false.
+    /// Write a run log line for every call with its cost (as Go erpc's
+    /// `count_time`). Default false.
+    ///
+    /// A run log line is a DEBUG event of target `jaunt::runlog` (WARN past
+    /// `slow_call_threshold`, which writes one whatever these switches say):
+    /// `PULL-> 127.0.0.1:9090 1.2ms(fast) "/math/add" SEND(seq=2 codec=106) RECV(seq=2 status=0 codec=106)`.
     pub count_time: bool,
+    /// At most this many run log lines a second for the peer (0: no limit);
+    /// the next line written says in its `suppressed` field how many were
+    /// left out. Default 100.
+    pub run_log_per_second: u32,
     /// Show callers the causes of internal errors (`Status::internal`: a
     /// handler's I/O, codec or boxed error, a panic). Default false: the
     /// caller gets 500 with the cause "internal error", and the cause is
@@ -185,6 +195,7 @@ impl Default for PeerConfig {
             slow_call_threshold: None,
             print_detail: false,
             count_time: false,
+            run_log_per_second: 100,
             expose_internal_errors: false,
         }
     }
@@ -387,6 +398,7 @@ builder! {
         slow_call_threshold: Option<Duration> as into,
         print_detail: bool,
         count_time: bool,
+        run_log_per_second: u32,
         expose_internal_errors: bool,
     }
 }

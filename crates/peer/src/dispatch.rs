@@ -14,9 +14,11 @@ use crate::context::{PullCtx, PushCtx};
 use crate::link::{Link, Permits};
 use crate::plugin::RouteChain;
 use crate::reader::off_the_reading_task;
+use crate::telemetry::{self, RunKind, Side};
 use crate::Session;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use tracing::{Instrument, Span};
 
 /// Runs a handler: both the call that builds its future and the future itself
 /// may panic; either becomes an error status.
@@ -62,22 +64,65 @@ pub(crate) async fn serve_pull(
     packet: Box<Packet>,
     cancel: oneshot::Receiver<()>,
     permits: Permits,
-) {
+) -> Option<i32> {
     let seq = packet.seq;
     let serve = async {
         let (reply, chain) = answer_pull(&session, packet).await;
+        let code = reply.status.code();
         send_reply(&session, &link, reply, &chain).await;
+        code
     };
-    tokio::select! {
+    let code = tokio::select! {
         biased;
         // A cancel push fires it; losing the connection drops its sender.
         _ = cancel => {
             tracing::debug!(id = %session.id(), seq, "pull cancelled by its caller: handler dropped");
+            None
         }
-        () = serve => {}
-    }
+        code = serve => Some(code),
+    };
     session.serving_done(seq);
     drop(permits);
+    code
+}
+
+/// [`serve_pull`] in the pull's span (from [`server_span`]): the handler's
+/// future runs in it, so its own spans and events, and the pulls it sends
+/// on, are its children. A plain pull does not come here: it pays nothing
+/// for spans nobody wants.
+pub(crate) async fn serve_pull_traced(
+    session: Session,
+    link: Arc<Link>,
+    packet: Box<Packet>,
+    cancel: oneshot::Receiver<()>,
+    permits: Permits,
+    span: Span,
+) -> Option<i32> {
+    let start = Instant::now();
+    let code = serve_pull(session, link, packet, cancel, permits)
+        .instrument(span.clone())
+        .await;
+    if let Some(code) = code {
+        telemetry::record_outcome(&span, code, start.elapsed());
+    }
+    code
+}
+
+/// The span of a call served (`None` when nobody listens); the propagator
+/// makes the caller's context its parent.
+#[inline]
+pub(crate) fn server_span(session: &Session, packet: &Packet) -> Option<Span> {
+    if !telemetry::info_enabled() {
+        return None;
+    }
+    let span = telemetry::call_span(Side::Server, session.remote_addr(), packet, None);
+    if span.is_disabled() {
+        return None;
+    }
+    if let Some(propagator) = &session.shared().propagator {
+        propagator.extract(&packet.meta, &span);
+    }
+    Some(span)
 }
 
 /// Runs the hooks and the handler of a pull; returns the reply and the
@@ -89,7 +134,14 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
     let seq = packet.seq;
     for plugin in shared.plugins.iter() {
         if let Err(status) = plugin.post_read_pull_header(session, &mut packet).await {
-            shared.log_call("serve pull", &packet, &status, start.elapsed());
+            shared.log_call(
+                RunKind::PullServed,
+                session.remote_addr(),
+                &packet,
+                None,
+                &status,
+                start.elapsed(),
+            );
             return (
                 error_reply(seq, status, packet.xfer),
                 shared.peer_chain.clone(),
@@ -110,12 +162,26 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
     let chain = shared.pull_chain(packet.path()).clone();
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for pull {}", packet.path()));
-        shared.log_call("serve pull", &packet, &status, start.elapsed());
+        shared.log_call(
+            RunKind::PullServed,
+            session.remote_addr(),
+            &packet,
+            None,
+            &status,
+            start.elapsed(),
+        );
         return (error_reply(seq, status, pull_xfer), chain);
     };
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_read_pull_body(session, &mut packet).await {
-            shared.log_call("serve pull", &packet, &status, start.elapsed());
+            shared.log_call(
+                RunKind::PullServed,
+                session.remote_addr(),
+                &packet,
+                None,
+                &status,
+                start.elapsed(),
+            );
             return (error_reply(seq, status, pull_xfer), chain);
         }
     }
@@ -179,7 +245,14 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
         }
         Err(status) => reply.status = status,
     }
-    shared.log_call("serve pull", pull, &reply.status, start.elapsed());
+    shared.log_call(
+        RunKind::PullServed,
+        session.remote_addr(),
+        pull,
+        Some(&reply),
+        &reply.status,
+        start.elapsed(),
+    );
     if reply.status.is_cause_private() && !shared.config.expose_internal_errors {
         tracing::warn!(uri = %pull.uri, seq, status = %reply.status, "internal error (its cause is not shown to the caller)");
         reply.status = std::mem::take(&mut reply.status).hide_private_cause();
@@ -234,13 +307,32 @@ fn unsendable(status: &Status) -> Status {
     )
 }
 
-pub(crate) async fn serve_push(session: Session, mut packet: Packet) {
+/// Serves one push of the other side, in its span when one is wanted.
+pub(crate) async fn serve_push(session: Session, packet: Packet) {
+    let Some(span) = server_span(&session, &packet) else {
+        answer_push(session, packet).await;
+        return;
+    };
+    let start = Instant::now();
+    let status = Box::pin(answer_push(session, packet).instrument(span.clone())).await;
+    telemetry::record_outcome(&span, status.code(), start.elapsed());
+}
+
+/// Runs the hooks and the handler of a push; returns the outcome.
+async fn answer_push(session: Session, mut packet: Packet) -> Status {
     let start = Instant::now();
     let shared = session.shared().clone();
     for plugin in shared.plugins.iter() {
         if let Err(status) = plugin.post_read_push_header(&session, &mut packet).await {
-            shared.log_call("serve push", &packet, &status, start.elapsed());
-            return;
+            shared.log_call(
+                RunKind::PushServed,
+                session.remote_addr(),
+                &packet,
+                None,
+                &status,
+                start.elapsed(),
+            );
+            return status;
         }
     }
     let route = shared
@@ -255,14 +347,28 @@ pub(crate) async fn serve_push(session: Session, mut packet: Packet) {
         });
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for push {}", packet.path()));
-        shared.log_call("serve push", &packet, &status, start.elapsed());
-        return;
+        shared.log_call(
+            RunKind::PushServed,
+            session.remote_addr(),
+            &packet,
+            None,
+            &status,
+            start.elapsed(),
+        );
+        return status;
     };
     let chain = shared.push_chain(packet.path()).clone();
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_read_push_body(&session, &mut packet).await {
-            shared.log_call("serve push", &packet, &status, start.elapsed());
-            return;
+            shared.log_call(
+                RunKind::PushServed,
+                session.remote_addr(),
+                &packet,
+                None,
+                &status,
+                start.elapsed(),
+            );
+            return status;
         }
     }
     let heavy = packet.body.len() > shared.config.inline_body_limit;
@@ -275,7 +381,15 @@ pub(crate) async fn serve_push(session: Session, mut packet: Packet) {
         Ok(()) => Status::ok(),
         Err(status) => status,
     };
-    shared.log_call("serve push", ctx.packet(), &status, start.elapsed());
+    shared.log_call(
+        RunKind::PushServed,
+        ctx.session().remote_addr(),
+        ctx.packet(),
+        None,
+        &status,
+        start.elapsed(),
+    );
+    status
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ mod session;
 mod signal;
 mod spare;
 mod stats;
+mod telemetry;
 mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -92,6 +93,7 @@ pub use plugin::{Plugin, PluginGroups, RouteKind, RoutePlugin};
 pub use restart::Inherited;
 pub use session::{Session, SessionState};
 pub use stats::{PeerStats, SessionStats};
+pub use telemetry::{TracePropagator, TRACEPARENT_META, TRACESTATE_META};
 pub use timer::{TimerHandle, MIN_TIMER_PERIOD};
 
 /// The router with this crate's contexts: handlers are

@@ -553,8 +553,24 @@ pub(crate) async fn in_order_worker(mut rx: mpsc::Receiver<Job>, session: Sessio
         match packet.ptype {
             PacketType::Pull => match session.serving_started(packet.seq) {
                 Some(cancel) => {
-                    dispatch::serve_pull(session.clone(), link, Box::new(packet), cancel, permits)
-                        .await;
+                    let packet = Box::new(packet);
+                    match dispatch::server_span(&session, &packet) {
+                        None => {
+                            dispatch::serve_pull(session.clone(), link, packet, cancel, permits)
+                                .await;
+                        }
+                        Some(span) => {
+                            Box::pin(dispatch::serve_pull_traced(
+                                session.clone(),
+                                link,
+                                packet,
+                                cancel,
+                                permits,
+                                span,
+                            ))
+                            .await;
+                        }
+                    }
                 }
                 None => refuse_duplicate(&session, &link, &packet).await,
             },
@@ -578,7 +594,11 @@ pub(crate) async fn in_order_worker(mut rx: mpsc::Receiver<Job>, session: Sessio
 /// The handler comes boxed: the read loop's own state then holds a pointer,
 /// not the handler (which would make every idle session's reading task as
 /// large as the largest handler future).
-async fn run_handler<F: Future<Output = ()> + Send + 'static>(mut handler: Pin<Box<F>>) {
+async fn run_handler<F>(mut handler: Pin<Box<F>>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let first = poll_fn(|cx| Poll::Ready(handler.as_mut().poll(cx))).await;
     if first.is_pending() {
         tokio::spawn(handler);
@@ -626,10 +646,21 @@ async fn dispatch_packet(
                 };
                 let link = link.clone();
                 let packet = Box::new(packet);
-                run_handler(Box::pin(dispatch::serve_pull(
-                    session, link, packet, cancel, held,
-                )))
-                .await;
+                // Only a traced pull pays for its span.
+                match dispatch::server_span(&session, &packet) {
+                    None => {
+                        run_handler(Box::pin(dispatch::serve_pull(
+                            session, link, packet, cancel, held,
+                        )))
+                        .await;
+                    }
+                    Some(span) => {
+                        run_handler(Box::pin(dispatch::serve_pull_traced(
+                            session, link, packet, cancel, held, span,
+                        )))
+                        .await;
+                    }
+                }
             } else {
                 run_handler(Box::pin(async move {
                     dispatch::serve_push(session, packet).await;

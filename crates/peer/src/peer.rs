@@ -21,6 +21,7 @@ use crate::limits::Pool;
 use crate::plugin::{route_chain, Plugin, RouteChain, RouteKind, RoutePlugin};
 use crate::reader::ReadHalf;
 use crate::redial::{Dialer, Redial};
+use crate::telemetry::{MessageLog, RunKind, RunLine, RunLogLimit, TracePropagator};
 use crate::writer::{Direct, Socket, WriteHalf};
 use crate::{
     Addr, AddrParseError, BroadcastReport, PeerConfig, PeerStats, Router, Session, ToAddr,
@@ -64,9 +65,19 @@ pub struct PeerBuilder {
     codecs: Registry,
     xfer: XferRegistry,
     plugins: Vec<Arc<dyn Plugin>>,
+    propagator: Option<Arc<dyn TracePropagator>>,
 }
 
 impl PeerBuilder {
+    /// Sets the propagator that carries trace context in the meta of the
+    /// calls this peer sends and serves (`jaunt-otel` has one for
+    /// OpenTelemetry). Default: none.
+    #[must_use]
+    pub fn trace_propagator(mut self, propagator: Arc<dyn TracePropagator>) -> Self {
+        self.propagator = Some(propagator);
+        self
+    }
+
     /// Sets the configuration.
     #[must_use]
     pub fn config(mut self, config: PeerConfig) -> Self {
@@ -159,6 +170,8 @@ impl PeerBuilder {
             slots: Pool::new(self.config.max_handlers),
             bytes: Pool::new(self.config.max_peer_memory),
             frames_dropped: std::sync::atomic::AtomicU64::new(0),
+            propagator: self.propagator,
+            run_log: RunLogLimit::new(self.config.run_log_per_second),
             config: self.config,
             hub: Hub::default(),
             accepting: CancellationToken::new(),
@@ -257,6 +270,10 @@ pub(crate) struct PeerShared {
     pub(crate) bytes: Arc<Pool>,
     /// Malformed frames dropped, every session's.
     frames_dropped: std::sync::atomic::AtomicU64,
+    /// Carries trace context in meta, if set.
+    pub(crate) propagator: Option<Arc<dyn TracePropagator>>,
+    /// The run log's rate limit.
+    run_log: RunLogLimit,
     listeners: Mutex<Vec<JoinHandle<()>>>,
     /// The listening sockets a graceful restart hands to the new process.
     #[cfg(feature = "restart")]
@@ -295,28 +312,78 @@ impl PeerShared {
         self.closed.is_cancelled()
     }
 
-    /// Logs one finished call: WARN when slow, DEBUG with detail on request.
-    pub(crate) fn log_call(&self, what: &str, packet: &Packet, status: &Status, cost: Duration) {
-        let slow = self
-            .config
-            .slow_call_threshold
-            .is_some_and(|limit| cost > limit);
-        if slow {
-            tracing::warn!(%what, uri = %packet.uri, seq = packet.seq, code = status.code(), ?cost, "slow call");
-        } else if !status.is_ok() {
-            tracing::debug!(%what, uri = %packet.uri, seq = packet.seq, %status, ?cost, "call failed");
-        } else if self.config.count_time {
-            tracing::debug!(%what, uri = %packet.uri, seq = packet.seq, ?cost, "call done");
+    /// Logs one finished call: its run log line when `count_time` or
+    /// `print_detail` ask for one or it was slow (rate-limited), and a
+    /// failure at DEBUG.
+    ///
+    /// `sent` is the message this side sent (the pull, or the reply it
+    /// served), `received` the other; either may be missing (a push has no
+    /// reply; a pull refused before it was answered has only its status).
+    #[inline]
+    pub(crate) fn log_call(
+        &self,
+        kind: RunKind,
+        addr: &Addr,
+        call: &Packet,
+        answer: Option<&Packet>,
+        status: &Status,
+        cost: Duration,
+    ) {
+        let config = &self.config;
+        let quiet =
+            !config.count_time && !config.print_detail && config.slow_call_threshold.is_none();
+        if quiet && status.is_ok() {
+            return;
         }
-        if self.config.print_detail {
-            tracing::debug!(
-                %what,
-                uri = %packet.uri,
-                meta = ?packet.meta,
-                body = %String::from_utf8_lossy(&packet.body),
-                "call detail"
-            );
+        self.log_call_out_of_line(kind, addr, call, answer, status, cost);
+    }
+
+    #[inline(never)]
+    fn log_call_out_of_line(
+        &self,
+        kind: RunKind,
+        addr: &Addr,
+        call: &Packet,
+        answer: Option<&Packet>,
+        status: &Status,
+        cost: Duration,
+    ) {
+        let config = &self.config;
+        let slow = config.slow_call_threshold.is_some_and(|limit| cost > limit);
+        if !status.is_ok() {
+            tracing::debug!(kind = ?kind, uri = %call.uri, seq = call.seq, %status, ?cost, "call failed");
         }
+        if !(slow || config.count_time || config.print_detail) {
+            return;
+        }
+        let Some(suppressed) = self.run_log.admit() else {
+            return;
+        };
+        let detail = config.print_detail;
+        let call_log = MessageLog {
+            packet: Some(call),
+            status: None,
+            detail,
+        };
+        let answer_log = match kind {
+            RunKind::PushSent | RunKind::PushServed => None,
+            RunKind::PullSent | RunKind::PullServed => Some(MessageLog {
+                packet: answer,
+                status: Some(status),
+                detail,
+            }),
+        };
+        RunLine {
+            kind,
+            addr,
+            cost,
+            slow,
+            count_time: config.count_time,
+            uri: &call.uri,
+            first: call_log,
+            second: answer_log,
+        }
+        .emit(suppressed);
     }
 }
 
@@ -382,6 +449,7 @@ impl Peer {
             codecs: Registry::with_defaults(),
             xfer: XferRegistry::with_defaults(),
             plugins: Vec::new(),
+            propagator: None,
         }
     }
 

@@ -23,7 +23,10 @@ use crate::limits::SessionLimits;
 use crate::seq_map::SeqMap;
 use crate::signal::Signal;
 use crate::spare;
+use crate::telemetry::{self, RunKind, Side};
 use crate::turns::Turns;
+use futures_util::future::Either;
+use tracing::{Instrument, Span};
 
 use crate::call::{
     PullDone, PullHandle, PullOptions, Reply, ACCEPT_BODY_CODEC, CANCEL_SEQ_META, CANCEL_URI,
@@ -208,7 +211,21 @@ impl Session {
             (self.key(), link.clone()),
             self.run_connect_hooks(dialed, is_redial),
         );
-        if let Err(status) = hooks.await {
+        // The connect hooks (an auth handshake among them) in their span.
+        let span = tracing::info_span!(
+            "jaunt.session.connect",
+            network.peer.address = %self.inner.remote,
+            jaunt.session = %self.id(),
+            jaunt.dialed = dialed,
+            jaunt.redial = is_redial,
+            jaunt.status_code = tracing::field::Empty,
+        );
+        let hooks = hooks.instrument(span.clone()).await;
+        if !span.is_disabled() {
+            let code = hooks.as_ref().err().map_or(0, Status::code);
+            span.record("jaunt.status_code", code);
+        }
+        if let Err(status) = hooks {
             link.down.cancel();
             return Err(status);
         }
@@ -495,6 +512,13 @@ impl Session {
         if self.inner.close_finished.swap(true, Ordering::AcqRel) {
             return;
         }
+        let _span = tracing::info_span!(
+            "jaunt.session.close",
+            network.peer.address = %self.inner.remote,
+            jaunt.session = %self.id(),
+            jaunt.dialed = self.inner.dialed,
+        )
+        .entered();
         self.link().down.cancel();
         self.pending().clear();
         self.inner.peer.hub.remove(self);
@@ -532,8 +556,12 @@ impl Session {
         opts: PullOptions,
     ) -> Result<Reply, Status> {
         let timeout = self.pull_timeout(&opts);
-        let packet = self.build(PacketType::Pull, uri, args, opts)?;
-        self.pull_packet(packet, timeout).await
+        let mut packet = self.build(PacketType::Pull, uri, args, opts)?;
+        // Only a traced pull pays for its span (the boxed future holds it).
+        if let Some(span) = self.client_span(&mut packet, timeout) {
+            return Box::pin(self.pull_traced(packet, timeout, span)).await;
+        }
+        self.pull_packet::<false>(packet, timeout).await
     }
 
     /// Starts a pull and returns at once; await the handle for the reply.
@@ -615,6 +643,7 @@ impl Session {
         timeout: Option<Duration>,
     ) -> impl Future<Output = Result<Reply, Status>> + Send + 'static {
         let start = Instant::now();
+        let span = self.client_span(&mut packet, timeout);
         let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
         let seq = packet.seq;
         let rx = self.arm_pull(&mut packet, timeout);
@@ -653,7 +682,7 @@ impl Session {
             }
         }
         let session = self.clone();
-        async move {
+        let pull = async move {
             let mut guard = guard;
             if closed {
                 return Err(Status::conn_closed("session is closed"));
@@ -685,7 +714,16 @@ impl Session {
                 _ => exchange.await,
             };
             session.finish_pull(&packet, reply, start.elapsed())
-        }
+        };
+        let Some(span) = span else {
+            return Either::Left(pull);
+        };
+        Either::Right(async move {
+            let result = pull.instrument(span.clone()).await;
+            let code = result.as_ref().err().map_or(0, Status::code);
+            telemetry::record_outcome(&span, code, start.elapsed());
+            result
+        })
     }
 
     /// Sends a one-way message. Returns once the frame is queued for writing.
@@ -700,8 +738,8 @@ impl Session {
         args: &A,
         opts: PullOptions,
     ) -> Result<(), Status> {
-        let mut packet = self.build(PacketType::Push, uri, args, opts)?;
-        self.send_packet(&mut packet).await
+        let packet = self.build(PacketType::Push, uri, args, opts)?;
+        self.push_packet(packet).await
     }
 
     /// Pulls with an already-encoded body (a proxy forwarding what it
@@ -713,8 +751,11 @@ impl Session {
         opts: PullOptions,
     ) -> Result<Reply, Status> {
         let timeout = self.pull_timeout(&opts);
-        let packet = self.build_raw(PacketType::Pull, uri, body, opts)?;
-        self.pull_packet(packet, timeout).await
+        let mut packet = self.build_raw(PacketType::Pull, uri, body, opts)?;
+        if let Some(span) = self.client_span(&mut packet, timeout) {
+            return Box::pin(self.pull_traced(packet, timeout, span)).await;
+        }
+        self.pull_packet::<false>(packet, timeout).await
     }
 
     /// Pushes an already-encoded body, sent as it is.
@@ -724,8 +765,8 @@ impl Session {
         body: RawBody,
         opts: PullOptions,
     ) -> Result<(), Status> {
-        let mut packet = self.build_raw(PacketType::Push, uri, body, opts)?;
-        self.send_packet(&mut packet).await
+        let packet = self.build_raw(PacketType::Push, uri, body, opts)?;
+        self.push_packet(packet).await
     }
 
     fn build_raw(
@@ -807,7 +848,12 @@ impl Session {
         opts.timeout.or(self.inner.peer.config.pull_timeout)
     }
 
-    async fn pull_packet(
+    /// A pull sent and its reply awaited, in its span when one is wanted.
+    /// A pull sent and its reply awaited.
+    ///
+    /// `TRACED` tells the traced path's copy from the plain one's: each has
+    /// one caller, so the plain one stays inlined into `pull_with`.
+    async fn pull_packet<const TRACED: bool>(
         &self,
         mut packet: Packet,
         timeout: Option<Duration>,
@@ -854,8 +900,76 @@ impl Session {
         self.finish_pull(&packet, reply, start.elapsed())
     }
 
+    /// A pull in its span, with its outcome recorded on it.
+    async fn pull_traced(
+        &self,
+        packet: Packet,
+        timeout: Option<Duration>,
+        span: Span,
+    ) -> Result<Reply, Status> {
+        let start = Instant::now();
+        let result = self
+            .pull_packet::<true>(packet, timeout)
+            .instrument(span.clone())
+            .await;
+        let code = result.as_ref().err().map_or(0, Status::code);
+        telemetry::record_outcome(&span, code, start.elapsed());
+        result
+    }
+
+    /// The span of a call this side sends (`None` when nobody listens);
+    /// the propagator writes its context into the meta.
+    #[inline]
+    fn client_span(&self, packet: &mut Packet, timeout: Option<Duration>) -> Option<Span> {
+        // Nobody wants INFO: one load and compare, nothing else.
+        if !telemetry::info_enabled() {
+            return None;
+        }
+        let span = telemetry::call_span(Side::Client, &self.inner.remote, packet, timeout);
+        if span.is_disabled() {
+            return None;
+        }
+        if let Some(propagator) = &self.inner.peer.propagator {
+            propagator.inject(&span, &mut packet.meta);
+        }
+        Some(span)
+    }
+
+    /// A push sent; in its span when one is wanted, and with its run log
+    /// line when one is asked for.
+    async fn push_packet(&self, mut packet: Packet) -> Result<(), Status> {
+        let span = self.client_span(&mut packet, None);
+        let config = &self.inner.peer.config;
+        let logged =
+            config.count_time || config.print_detail || config.slow_call_threshold.is_some();
+        if span.is_none() && !logged {
+            return self.send_packet(&mut packet).await;
+        }
+        Box::pin(self.push_traced(packet, span.unwrap_or_else(Span::none))).await
+    }
+
+    /// A push in its span (maybe [`Span::none`]), with its run log line.
+    async fn push_traced(&self, mut packet: Packet, span: Span) -> Result<(), Status> {
+        let start = Instant::now();
+        let result = self.send_packet(&mut packet).instrument(span.clone()).await;
+        let cost = start.elapsed();
+        let status = result.as_ref().err().cloned().unwrap_or_else(Status::ok);
+        telemetry::record_outcome(&span, status.code(), cost);
+        self.inner.peer.log_call(
+            RunKind::PushSent,
+            &self.inner.remote,
+            &packet,
+            None,
+            &status,
+            cost,
+        );
+        result
+    }
+
     /// A pull's start, however it is awaited: its time budget goes into its
     /// meta and its pending entry into the table; the receiver gets the reply.
+    /// (Inlined into each kind of pull: measured, out of line it costs.)
+    #[inline(always)]
     fn arm_pull(
         &self,
         packet: &mut Packet,
@@ -873,6 +987,7 @@ impl Session {
 
     /// A pull's end: logged, and its reply made a [`Reply`] (or its error
     /// status the `Err`).
+    #[inline(always)]
     fn finish_pull(
         &self,
         packet: &Packet,
@@ -882,13 +997,25 @@ impl Session {
         let reply = match reply {
             Ok(reply) => reply,
             Err(status) => {
-                self.inner.peer.log_call("pull", packet, &status, cost);
+                self.inner.peer.log_call(
+                    RunKind::PullSent,
+                    &self.inner.remote,
+                    packet,
+                    None,
+                    &status,
+                    cost,
+                );
                 return Err(status);
             }
         };
-        self.inner
-            .peer
-            .log_call("pull", packet, &reply.status, cost);
+        self.inner.peer.log_call(
+            RunKind::PullSent,
+            &self.inner.remote,
+            packet,
+            Some(&reply),
+            &reply.status,
+            cost,
+        );
         if !reply.status.is_ok() {
             return Err(reply.status);
         }
