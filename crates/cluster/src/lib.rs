@@ -13,7 +13,11 @@
 pub mod client;
 pub mod discovery;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd_conn;
 mod instance;
+#[cfg(feature = "etcd")]
+pub mod registry;
 
 pub use error::ClusterError;
 pub use instance::{Endpoints, Instance};
