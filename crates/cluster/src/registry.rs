@@ -24,7 +24,7 @@
 //! // No address in the template: the plugin registers the address the peer listens on.
 //! let mut template = Instance::new("kv-1", "kv", "");
 //! template.addrs.clear();
-//! let peer = Peer::builder().plugin(registry.plugin(template)).build()?;
+//! let peer = Peer::builder(Router::new()).plugin(registry.plugin(template)).build()?;
 //! peer.listen("127.0.0.1:9090").await?; // registered in etcd once listening
 //! // ... on SIGTERM: deregister first, then drain.
 //! registry.shutdown_peer(&peer, Duration::from_secs(10)).await;
@@ -43,6 +43,8 @@ use tokio::task::JoinHandle;
 use crate::etcd_conn::Backoff;
 pub use crate::etcd_conn::{EtcdConfig, StartupPolicy};
 use crate::{ClusterError, Instance};
+/// The etcd client these are built on (for reading or writing the registry directly).
+pub use etcd_client;
 
 /// Registers instances in etcd; see the [module docs](self).
 #[derive(Clone)]

@@ -141,6 +141,7 @@ struct Follower {
 impl Follower {
     async fn run(&mut self, mut client: Option<Client>, tx: &watch::Sender<Endpoints>) {
         let mut backoff = Backoff::new(&self.config);
+        let mut lost = false;
         loop {
             let mut current = match client.take() {
                 Some(c) => c,
@@ -160,9 +161,10 @@ impl Follower {
                     continue;
                 }
                 self.publish(tx);
-            } else {
+            } else if lost {
                 self.counters.resumes.fetch_add(1, Ordering::Relaxed);
             }
+            lost = false;
             match self.follow(&mut current, tx, &mut backoff).await {
                 Ok(()) => {
                     // Compacted: list again at once.
@@ -170,6 +172,7 @@ impl Follower {
                     client = Some(current);
                 }
                 Err(reason) => {
+                    lost = true;
                     tracing::warn!(service = %self.service, %reason, resume_at = self.next_revision, "etcd watch lost; resuming");
                     backoff.wait().await;
                 }

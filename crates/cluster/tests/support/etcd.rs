@@ -111,7 +111,10 @@ impl TestEtcd {
                     panic!("etcd exited at start-up: {status}");
                 }
             }
-            assert!(Instant::now() < deadline, "etcd not healthy within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "etcd not healthy within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
