@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's tests. Installs what they need when it is missing (Debian: `etcd` from
+# etcd-server for the cluster tests against a real etcd, `protoc` from protobuf-compiler for
+# the etcd client's build), then runs the workspace's tests (which need neither) and the
+# cluster crate's etcd tests.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
+fi
+
+cargo test --workspace
+cargo test -p jaunt-cluster --features etcd
