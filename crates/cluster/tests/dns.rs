@@ -32,5 +32,8 @@ async fn a_name_that_does_not_resolve_is_a_clear_error() {
         matches!(error, ClusterError::Unreachable { backend: "dns", .. }),
         "{error:?}"
     );
-    assert!(error.to_string().contains("no-such-host.invalid"), "{error}");
+    assert!(
+        error.to_string().contains("no-such-host.invalid"),
+        "{error}"
+    );
 }
