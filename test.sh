@@ -19,3 +19,4 @@ fi
 
 cargo test --workspace
 cargo test -p jaunt-cluster --features etcd
+cargo test -p jaunt-cli --features etcd --test discover
