@@ -20,6 +20,16 @@ fn jaunt() -> Command {
     Command::cargo_bin("jaunt").unwrap()
 }
 
+/// A child process killed when the test ends, failed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn ids(line: &Value) -> Vec<String> {
     line["instances"]
         .as_array()
@@ -67,12 +77,14 @@ async fn discover_prints_the_registered_instances_and_with_watch_their_changes()
     let line: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(ids(&line).is_empty());
 
-    let mut watching = jaunt()
-        .args(["discover", "kv", "--etcd", &etcd.url(), "--watch"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = watching.stdout.take().unwrap();
+    let mut watching = Killed(
+        jaunt()
+            .args(["discover", "kv", "--etcd", &etcd.url(), "--watch"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = watching.0.stdout.take().unwrap();
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -95,8 +107,7 @@ async fn discover_prints_the_registered_instances_and_with_watch_their_changes()
         .await
         .unwrap();
     assert_eq!(ids(&next()), ["a", "c"]);
-    watching.kill().unwrap();
-    watching.wait().unwrap();
+    drop(watching);
 }
 
 #[test]

@@ -334,3 +334,32 @@ impl WarnLimit {
         self.suppressed = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_about_malformed_values_are_rate_limited() {
+        let error = ClusterError::Malformed {
+            key: "/jaunt/services/kv/x".into(),
+            reason: "not json".into(),
+        };
+        let mut limit = WarnLimit::default();
+        limit.warn(&error);
+        let first = limit.last.expect("the first is logged");
+        for _ in 0..5 {
+            limit.warn(&error);
+        }
+        assert_eq!(
+            limit.suppressed, 5,
+            "the next ones within the period are counted"
+        );
+        assert_eq!(limit.last, Some(first));
+        // After the period, one is logged again (with the count) and the count restarts.
+        limit.last = Some(first - WarnLimit::PERIOD);
+        limit.warn(&error);
+        assert_eq!(limit.suppressed, 0);
+        assert!(limit.last.unwrap() > first);
+    }
+}
