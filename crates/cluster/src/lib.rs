@@ -9,6 +9,10 @@
 //!   under a lease, and revokes it first on shutdown.
 //! - `client`: a balanced client that calls a service by name over a pool of sessions per
 //!   instance, with failover for idempotent pulls.
+//!
+//! The `etcd` feature (the registry and `EtcdDiscovery`) needs `protoc` at build time, for
+//! the etcd gRPC client; the rest builds without it. The key layout, the lease lifecycle and
+//! the discovery semantics are in `docs/cluster.md`.
 
 pub mod client;
 pub mod discovery;
