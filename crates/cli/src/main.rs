@@ -5,7 +5,9 @@
 //! - `jaunt push ADDR URI` pushes one-way;
 //! - `jaunt listen ADDR` prints every push the other side sends, as JSON lines;
 //! - `jaunt bench ADDR URI` load-tests a route (closed or open loop; the [`jaunt_load`]
-//!   engine that the project's own benchmarks use).
+//!   engine that the project's own benchmarks use);
+//! - `jaunt discover SERVICE --etcd URL` (feature `etcd`) prints the instances registered in
+//!   etcd, and with `--watch` every change.
 //!
 //! Every command dials with the same options ([`connect::ConnectOpts`]: auth token,
 //! heartbeat, TLS, a `PeerConfig` file), and every failure ends with a documented exit code
@@ -14,6 +16,8 @@
 mod bench;
 mod call;
 mod connect;
+#[cfg(feature = "etcd")]
+mod discover;
 mod exit;
 mod listen;
 mod output;
@@ -46,6 +50,10 @@ enum Command {
     Listen(listen::ListenArgs),
     /// Load-test URI: many calls, then throughput, a latency histogram and percentiles.
     Bench(bench::BenchArgs),
+    /// Print the instances of SERVICE registered in etcd (as JSON lines), with --watch every
+    /// change until Ctrl-C.
+    #[cfg(feature = "etcd")]
+    Discover(discover::DiscoverArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +77,8 @@ fn main() -> ExitCode {
             Command::Push(args) => call::push(args).await,
             Command::Listen(args) => listen::listen(args).await,
             Command::Bench(args) => bench::bench(args).await,
+            #[cfg(feature = "etcd")]
+            Command::Discover(args) => discover::discover(args).await,
         }
     });
     // Background tasks of closed peers must not keep the process alive.

@@ -9,11 +9,19 @@
 //!   under a lease, and revokes it first on shutdown.
 //! - `client`: a balanced client that calls a service by name over a pool of sessions per
 //!   instance, with failover for idempotent pulls.
+//!
+//! The `etcd` feature (the registry and `EtcdDiscovery`) needs `protoc` at build time, for
+//! the etcd gRPC client; the rest builds without it. The key layout, the lease lifecycle and
+//! the discovery semantics are in `docs/cluster.md`.
 
 pub mod client;
 pub mod discovery;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd_conn;
 mod instance;
+#[cfg(feature = "etcd")]
+pub mod registry;
 
 pub use error::ClusterError;
 pub use instance::{Endpoints, Instance};

@@ -5,8 +5,16 @@
 //! service's instances ([`Endpoints`]), replaced as it changes: a client never sees a
 //! half-applied change, a duplicate or a stale entry, only successive sets.
 //!
-//! Backends: [`StaticList`] (a fixed list: simple deployments, tests), DNS, and (feature
-//! `etcd`) etcd.
+//! Backends: [`StaticList`] (a fixed list: simple deployments, tests), [`Manual`],
+//! [`DnsDiscovery`], and (feature `etcd`) `EtcdDiscovery`.
+
+mod dns;
+#[cfg(feature = "etcd")]
+mod etcd;
+
+pub use dns::DnsDiscovery;
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdDiscovery;
 
 use async_trait::async_trait;
 use tokio::sync::watch;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's tests. Installs what they need when it is missing (Debian: `etcd` from
+# etcd-server for the cluster tests against a real etcd, `protoc` from protobuf-compiler for
+# the etcd client's build, `ip` from iproute2 for the many-hosts test's namespaces), then runs the workspace's tests (which need neither) and the
+# cluster crate's etcd tests.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+# The cluster's many-hosts test builds network namespaces with `ip` (as root).
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
+fi
+
+cargo test --workspace
+cargo test -p jaunt-cluster --features etcd
+cargo test -p jaunt-cli --features etcd --test discover
