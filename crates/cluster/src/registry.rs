@@ -36,7 +36,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{Client, PutOptions};
-use jaunt::{code, Addr, Peer, Plugin, RoutePlugin, Status};
+use jaunt_peer::{Addr, Peer, Plugin, RoutePlugin};
+use jaunt_socket::{code, Status};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

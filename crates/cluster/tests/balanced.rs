@@ -374,6 +374,7 @@ async fn a_lost_instance_fails_over_idempotent_pulls_only() {
             .expect("an idempotent pull survives the loss");
         assert_ne!(name, "a", "a's replies never came");
     }
+    assert!(balanced.resent() > 0, "the pulls a held were resent");
     let mut lost = 0;
     for call in once {
         match call.await.unwrap() {

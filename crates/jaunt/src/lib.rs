@@ -12,6 +12,9 @@
 //! | socket | [`socket`] | [`Packet`], [`Status`], [`Meta`], framings ([`RawProto`]) |
 //! | xfer | [`xfer`] | transfer filters (gzip, md5, encryption) |
 //! | plugins | `plugins` | auth, heartbeat, binder, ignorecase, proxy, overloader, secure, metrics (features of the same names) |
+//! | cluster | `cluster` | discovery, the balanced client, the etcd registry (features `cluster`, `etcd`) |
+//! | tower | `tower` | sessions as `tower::Service`s, routes served by tower services (feature `tower`) |
+//! | otel | `otel` | W3C trace context across peers, through OpenTelemetry (feature `otel`) |
 //!
 //! Every type that a signature of these layers names is public in its layer's
 //! crate, so it can be named through the module above (for example
@@ -130,6 +133,10 @@
 //! | `anyhow` | `From<anyhow::Error> for Status` | anyhow (off by default) |
 //! | `plugins` | the commonly used plugins: all below but `binder` | |
 //! | `auth`, `heartbeat`, `binder`, `ignorecase`, `proxy`, `overloader`, `secure`, `metrics` | `jaunt::plugins::<name>` | jaunt-plugins; binder: validator; auth: sha2, subtle; secure: chacha20poly1305 |
+//! | `cluster` | `jaunt::cluster`: static and DNS discovery, the balanced client | jaunt-cluster (off by default) |
+//! | `etcd` | `jaunt::cluster` with the etcd registry and discovery; **its build needs `protoc`** | etcd-client (tonic, prost) (off by default) |
+//! | `tower` | `jaunt::tower`: tower adapters | jaunt-tower, tower (off by default) |
+//! | `otel` | `jaunt::otel`: OpenTelemetry trace context | jaunt-otel, opentelemetry (off by default) |
 //!
 //! The JSON body codec (the default one) and the raw framing are always built in.
 //!
@@ -142,7 +149,14 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// The cluster layer (feature `cluster`; the etcd backend with `etcd`): discovery, the
+/// balanced client, the registry.
+#[cfg(feature = "cluster")]
+pub use jaunt_cluster as cluster;
 pub use jaunt_codec as codec;
+/// OpenTelemetry trace context across peers (feature `otel`).
+#[cfg(feature = "otel")]
+pub use jaunt_otel as otel;
 pub use jaunt_peer as peer;
 /// The plugins, each behind the feature of its name (`plugins` turns on all
 /// but `binder`).
@@ -160,6 +174,9 @@ pub use jaunt_plugins as plugins;
 pub use jaunt_router as router;
 pub use jaunt_service as service;
 pub use jaunt_socket as socket;
+/// tower adapters (feature `tower`).
+#[cfg(feature = "tower")]
+pub use jaunt_tower as tower;
 pub use jaunt_xfer as xfer;
 
 /// Plugins implement their async hooks with this attribute

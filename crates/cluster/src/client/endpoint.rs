@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use jaunt::{Peer, Session};
+use jaunt_peer::{Peer, Session};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 

@@ -31,9 +31,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use jaunt::codec::EncodeBody;
-use jaunt::service::Stub;
-use jaunt::{code, Peer, PullOptions, Reply, Router, Session, Status};
+use jaunt_codec::EncodeBody;
+use jaunt_peer::{Peer, PullOptions, Reply, Router, Session};
+use jaunt_service::Stub;
+use jaunt_socket::{code, Status};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tower::retry::budget::{Budget, TpsBudget};
@@ -135,6 +136,8 @@ struct Inner {
     set: RwLock<Arc<EndpointSet>>,
     budget: TpsBudget,
     turn: AtomicUsize,
+    /// Pulls sent again to another instance after a connection loss.
+    resent: std::sync::atomic::AtomicU64,
     follower: std::sync::Mutex<Option<AbortHandle>>,
 }
 
@@ -295,6 +298,7 @@ impl<D: Discovery> BalancedBuilder<D> {
             set: RwLock::new(Arc::default()),
             budget,
             turn: AtomicUsize::new(0),
+            resent: std::sync::atomic::AtomicU64::new(0),
             follower: std::sync::Mutex::new(None),
         });
         // The first set is applied before `build` returns: the client knows its instances
@@ -509,6 +513,7 @@ impl Inner {
                     endpoint.instance.id
                 )));
             }
+            self.resent.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(instance = %endpoint.instance.id, %status, uri, "pull resent to another instance");
             tried.push(ptr(&endpoint));
         }
@@ -660,6 +665,11 @@ impl Balanced {
                 return set.endpoints.iter().all(|e| e.connected() > 0);
             }
         }
+    }
+
+    /// How many pulls were sent again to another instance (failover) so far.
+    pub fn resent(&self) -> u64 {
+        self.inner.resent.load(Ordering::Relaxed)
     }
 
     /// The peer the sessions are dialed from.
