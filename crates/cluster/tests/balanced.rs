@@ -503,6 +503,25 @@ async fn bad_settings_and_empty_sets_give_clear_errors() {
         Err(ClusterError::Config(message)) => assert!(message.contains("empty")),
         other => panic!("expected a config error, got {:?}", other.map(|_| ())),
     }
+    for (builder, says) in [
+        (
+            Balanced::builder("who", StaticList::default()).pool_size(0),
+            "pool_size",
+        ),
+        (
+            Balanced::builder("who", StaticList::default()).retry_budget(-0.5, 10),
+            "retry_ratio",
+        ),
+        (
+            Balanced::builder("who", StaticList::default()).retry_budget(f32::NAN, 10),
+            "retry_ratio",
+        ),
+    ] {
+        match builder.build().await {
+            Err(ClusterError::Config(message)) => assert!(message.contains(says), "{message}"),
+            other => panic!("expected a config error, got {:?}", other.map(|_| ())),
+        }
+    }
     let balanced = Balanced::builder("who", StaticList::default())
         .connect_wait(Duration::from_millis(100))
         .build()
@@ -587,4 +606,60 @@ async fn a_silent_instance_does_not_capture_every_caller() {
         "{stuck} of 8 callers wait on the silent instance: {view:?}"
     );
     assert!(recent > 100, "only {recent} calls in 500 ms: {view:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_stops_when_the_retry_budget_is_spent() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let mut servers: Vec<Server> = ["a", "b"].iter().map(|n| Server::start(n)).collect();
+    let list = StaticList::new(servers.iter().map(Server::instance));
+    // Resends may be 20 % of the idempotent pulls made, with no reserve per second.
+    let balanced = Balanced::builder("who", list)
+        .pool_size(1)
+        .retry_budget(0.2, 0)
+        .build()
+        .await
+        .unwrap();
+    assert!(balanced.wait_connected(Duration::from_secs(5)).await);
+    let who = WhoClient::new(balanced.clone());
+    // 20 slow idempotent pulls in flight, half of them on "a" (round-robin would be exact;
+    // the choice of two keeps the pending counts within one of each other).
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let who = who.clone();
+            tokio::spawn(async move { who.slow(600).timeout(Duration::from_secs(5)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let on_a = balanced
+        .endpoints()
+        .iter()
+        .find(|e| e.id == "a")
+        .unwrap()
+        .in_flight;
+    assert!(on_a >= 5, "{:?}", balanced.endpoints());
+    servers[0].kill();
+    let (mut ok, mut spent) = (0, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(status) => {
+                assert_eq!(status.code(), code::CONN_CLOSED, "{status}");
+                let cause = status.cause().unwrap_or_default();
+                assert!(cause.contains("retry budget is spent"), "{cause}");
+                spent += 1;
+            }
+        }
+    }
+    // 20 pulls credited 20 × 0.2 = 4 resends: some of a's pulls were resent, and the
+    // budget stopped the rest.
+    let resent = balanced.resent();
+    assert!((1..=4).contains(&resent), "{resent} resent");
+    assert!(spent >= 1, "the budget refused none");
+    assert_eq!(
+        resent as usize + spent,
+        on_a,
+        "every pull a held was resent or refused"
+    );
+    assert_eq!(ok + spent, 20);
 }

@@ -235,9 +235,9 @@ impl<D: Discovery> BalancedBuilder<D> {
         self
     }
 
-    /// Sessions kept dialed to each instance.
+    /// Sessions kept dialed to each instance (at least 1: `build` refuses 0).
     pub fn pool_size(mut self, sessions: usize) -> Self {
-        self.config.pool_size = sessions.max(1);
+        self.config.pool_size = sessions;
         self
     }
 
@@ -278,6 +278,17 @@ impl<D: Discovery> BalancedBuilder<D> {
     pub async fn build(self) -> Result<Balanced, ClusterError> {
         if self.service.is_empty() {
             return Err(ClusterError::Config("the service name is empty".to_owned()));
+        }
+        if self.config.pool_size == 0 {
+            return Err(ClusterError::Config(
+                "pool_size is 0: at least one session per instance".to_owned(),
+            ));
+        }
+        let ratio = self.config.retry_ratio;
+        if !(0.0..=1000.0).contains(&ratio) {
+            return Err(ClusterError::Config(format!(
+                "retry_ratio {ratio} is not a share between 0 and 1000"
+            )));
         }
         let endpoints = self.discovery.watch(&self.service).await?;
         let peer = self.peer.unwrap_or_else(|| Peer::new(Router::new()));
