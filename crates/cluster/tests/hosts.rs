@@ -6,9 +6,10 @@
 //! registry must come to list exactly the hosts that can renew their lease, and both
 //! hosts must be registered and used again once they are back.
 //!
-//! **What the registry shows.** The lease's TTL is 2 s ([`LEASE_TTL`]) and a's cut lasts
-//! longer than that on purpose: the test waits, with a still cut off, until both leases
-//! are gone. A cut host reaches etcd no more than the client does (etcd listens on the
+//! **What the registry shows.** The lease's TTL ([`lease_ttl`]: 2 s at the default
+//! heartbeat) outlasts the client's detection of the cut (3 heartbeats), so that a is
+//! ejected by heartbeats while it is still registered; a's cut then lasts longer than the
+//! TTL on purpose: the test waits, with a still cut off, until both leases are gone. A cut host reaches etcd no more than the client does (etcd listens on the
 //! bridge), so nothing renews its lease and it expires, as b's does: the registry then lists
 //! exactly c, deterministically. (Keeping a listed would need its cut to end before its
 //! lease expires, a race between the cut's length and the keep-alive schedule: the lease
@@ -58,8 +59,14 @@ const ETCD_ENV: &str = "JAUNT_HOSTS_ETCD";
 /// The service the hosts register.
 const SERVICE: &str = "who";
 /// The hosts' lease TTL: how long an instance stays registered once nothing renews its
-/// lease (renewed every third of it). See the module docs for why a's cut outlasts it.
-const LEASE_TTL: Duration = Duration::from_secs(2);
+/// lease (renewed every third of it, so at least 2/3 of it is left when a's link is cut).
+/// Whole seconds, 6 heartbeats and at least 2 s: then 2/3 of it (4 heartbeats) outlasts the
+/// heartbeat detection of the cut (3 heartbeats) by a heartbeat or more, and a is ejected by
+/// the client before etcd drops it. See the module docs for why a's cut outlasts the TTL.
+fn lease_ttl() -> Duration {
+    let six_beats = (heartbeat_rate() * 6).as_secs_f64().ceil() as u64;
+    Duration::from_secs(six_beats.max(2))
+}
 /// Every host listens on this port of its own address.
 const PORT: u16 = 7000;
 /// Heartbeat rate of both sides: an idle session is pinged after this, and closed when
@@ -161,7 +168,7 @@ fn selected(mut args: impl Iterator<Item = String>) -> bool {
 /// client's discovery.
 fn etcd_config(url: &str) -> EtcdConfig {
     EtcdConfig::new([url])
-        .ttl(LEASE_TTL)
+        .ttl(lease_ttl())
         .connect_timeout(Duration::from_secs(1))
         .backoff(Duration::from_millis(100), Duration::from_millis(500))
 }
@@ -516,6 +523,13 @@ async fn many_hosts() {
     let (mut a_ejected, mut b_ejected) = (None, None);
     wait_for(&balanced, Duration::from_secs(5), "a and b ejected", || {
         let now = Instant::now();
+        assert!(
+            a_ejected.is_some() || view_of(&balanced, "a").is_some(),
+            "a left the registry before heartbeats ejected it ({:?} after the cut): \
+             its lease TTL ({:?}) is too short for the heartbeat ({heartbeat:?})",
+            cut_at.elapsed(),
+            lease_ttl()
+        );
         if a_ejected.is_none() && view_of(&balanced, "a").is_some_and(|e| e.ejected) {
             a_ejected = Some(now - cut_at);
         }
@@ -557,7 +571,7 @@ async fn many_hosts() {
     let waited_from = Instant::now();
     let expected: BTreeSet<String> = ["c"].map(String::from).into();
     let left = registry
-        .wait_for_ids(&expected, LEASE_TTL + Duration::from_secs(3), |seen| {
+        .wait_for_ids(&expected, lease_ttl() + Duration::from_secs(3), |seen| {
             seen.contains("c") && seen.iter().all(|id| ids.contains(&id.as_str()))
         })
         .await;
@@ -569,9 +583,10 @@ async fn many_hosts() {
         ),
     };
     println!(
-        "SIGKILL -> b gone from the registry: {}; link cut -> a gone: {} (lease TTL {LEASE_TTL:?}, polled every 10 ms)",
+        "SIGKILL -> b gone from the registry: {}; link cut -> a gone: {} (lease TTL {:?}, polled every 10 ms)",
         gone("b", killed_at),
-        gone("a", cut_at)
+        gone("a", cut_at),
+        lease_ttl()
     );
     wait_for(
         &balanced,
