@@ -9,8 +9,9 @@
 //! **What the registry shows.** The lease's TTL ([`lease_ttl`]: 2 s at the default
 //! heartbeat) outlasts the client's detection of the cut (3 heartbeats), so that a is
 //! ejected by heartbeats while it is still registered; a's cut then lasts longer than the
-//! TTL on purpose: the test waits, with a still cut off, until both leases are gone. A cut host reaches etcd no more than the client does (etcd listens on the
-//! bridge), so nothing renews its lease and it expires, as b's does: the registry then lists
+//! TTL on purpose: the test waits, with a still cut off, until both leases are gone. The cut
+//! host cannot reach etcd (it listens on the bridge) any more than the client can reach the
+//! host, so nothing renews its lease and it expires, as b's does: the registry then lists
 //! exactly c, deterministically. (Keeping a listed would need its cut to end before its
 //! lease expires, a race between the cut's length and the keep-alive schedule: the lease
 //! may have anything from 2/3 of the TTL to all of it left when the link goes down.) When
