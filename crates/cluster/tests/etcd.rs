@@ -311,6 +311,13 @@ async fn after_an_etcd_restart_the_registration_returns_and_the_watch_resumes_wi
     // The sets seen: from {a, x} straight to the result, no stale or repeated set.
     put_instance(&mut raw, "c").await;
     wait_for_ids(&mut kv, &["a", "b", "c"], Duration::from_secs(5)).await;
+    // The recorder is a task of its own: it may not have recorded the last set yet when `kv`
+    // sees it. Let it (bounded: the assertion below says what it saw otherwise).
+    let last = set_of(&["a", "b", "c"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().last() != Some(&last) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     recorder.abort();
     let seen = seen.lock().unwrap().clone();
     // The sets published since {a, x}: x's removal and b's arrival (together, or x first),

@@ -1,19 +1,37 @@
-//! Many hosts: three server processes, each in a network namespace of its own, and a
-//! balanced client over them under load. One host's link is cut (its connections go
-//! silent: only heartbeats notice), another host is SIGKILLed; every idempotent pull must
-//! still succeed, a non-idempotent pull in flight on them must fail with a clear status,
-//! and both hosts must be used again once they are back.
+//! Many hosts: three server processes, each in a network namespace of its own, registered
+//! in one etcd (each host registers itself, under a lease), and a balanced client over what
+//! etcd says, under load. One host's link is cut (its connections go silent: only
+//! heartbeats notice), another host is SIGKILLed; every idempotent pull must still
+//! succeed, a non-idempotent pull in flight on them must fail with a clear status, the
+//! registry must come to list exactly the hosts that can renew their lease, and both
+//! hosts must be registered and used again once they are back.
+//!
+//! **What the registry shows.** The lease's TTL ([`lease_ttl`]: 2 s at the default
+//! heartbeat) outlasts the client's detection of the cut (3 heartbeats), so that a is
+//! ejected by heartbeats while it is still registered; a's cut then lasts longer than the
+//! TTL on purpose: the test waits, with a still cut off, until both leases are gone. The cut
+//! host cannot reach etcd (it listens on the bridge) any more than the client can reach the
+//! host, so nothing renews its lease and it expires, as b's does: the registry then lists
+//! exactly c, deterministically. (Keeping a listed would need its cut to end before its
+//! lease expires, a race between the cut's length and the keep-alive schedule: the lease
+//! may have anything from 2/3 of the TTL to all of it left when the link goes down.) When
+//! the link is back, a's registration finds its lease gone and registers a again under a
+//! new one; the restarted b registers before it says it is ready.
 //!
 //! This file is its own `main` (`harness = false` in Cargo.toml): started with
 //! `JAUNT_HOSTS_ROLE=server` in its environment it is one of the server hosts (the test
 //! runs its own executable inside each namespace); otherwise it is the test.
 //!
-//! Needs root (CI runs as root) and `ip` (iproute2): see `support/netns.rs`.
+//! Needs root (CI runs as root), `ip` (iproute2, see `support/netns.rs`), `etcd` (Debian
+//! package etcd-server, see `support/etcd.rs`) and jaunt-cluster's `etcd` feature (its
+//! `[[test]]` entry requires it; the feature needs `protoc`).
 //!
 //! ```text
-//! cargo test -p jaunt-cluster --test hosts           # the test; prints its measurements
+//! cargo test -p jaunt-cluster --features etcd --test hosts -- --nocapture   # prints its measurements
 //! ```
 
+#[path = "support/etcd.rs"]
+mod etcd_support;
 #[path = "support/netns.rs"]
 mod netns;
 
@@ -22,10 +40,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use etcd_support::TestEtcd;
 use jaunt::prelude::*;
 use jaunt::PeerConfig;
 use jaunt_cluster::client::{Balanced, Ejection, EndpointView};
-use jaunt_cluster::discovery::Manual;
+use jaunt_cluster::discovery::EtcdDiscovery;
+use jaunt_cluster::registry::etcd_client::{Client, GetOptions};
+use jaunt_cluster::registry::{EtcdConfig, EtcdRegistry};
 use jaunt_cluster::Instance;
 use jaunt_plugins::heartbeat::{self, Ping, Pong};
 use netns::{HostProcess, Net};
@@ -34,6 +55,19 @@ use netns::{HostProcess, Net};
 const ROLE_ENV: &str = "JAUNT_HOSTS_ROLE";
 const ID_ENV: &str = "JAUNT_HOSTS_ID";
 const ADDR_ENV: &str = "JAUNT_HOSTS_ADDR";
+/// The test etcd's client URL on the bridge, where the hosts reach it.
+const ETCD_ENV: &str = "JAUNT_HOSTS_ETCD";
+/// The service the hosts register.
+const SERVICE: &str = "who";
+/// The hosts' lease TTL: how long an instance stays registered once nothing renews its
+/// lease (renewed every third of it, so at least 2/3 of it is left when a's link is cut).
+/// Whole seconds, 6 heartbeats and at least 2 s: then 2/3 of it (4 heartbeats) outlasts the
+/// heartbeat detection of the cut (3 heartbeats) by a heartbeat or more, and a is ejected by
+/// the client before etcd drops it. See the module docs for why a's cut outlasts the TTL.
+fn lease_ttl() -> Duration {
+    let six_beats = (heartbeat_rate() * 6).as_secs_f64().ceil() as u64;
+    Duration::from_secs(six_beats.max(2))
+}
 /// Every host listens on this port of its own address.
 const PORT: u16 = 7000;
 /// Heartbeat rate of both sides: an idle session is pinged after this, and closed when
@@ -131,11 +165,23 @@ fn selected(mut args: impl Iterator<Item = String>) -> bool {
     (filters.is_empty() || filters.iter().any(matches)) && !skips.iter().any(matches)
 }
 
-/// A server host: serves `Who` on `$JAUNT_HOSTS_ADDR` with heartbeats, prints `ready ADDR`
-/// and runs until killed, or until its stdin closes (the test is gone).
+/// The etcd settings of both sides: the hosts' registrations (the TTL is theirs) and the
+/// client's discovery.
+fn etcd_config(url: &str) -> EtcdConfig {
+    EtcdConfig::new([url])
+        .ttl(lease_ttl())
+        .connect_timeout(Duration::from_secs(1))
+        .backoff(Duration::from_millis(100), Duration::from_millis(500))
+}
+
+/// A server host: serves `Who` on `$JAUNT_HOSTS_ADDR` with heartbeats, registers itself in
+/// the etcd at `$JAUNT_HOSTS_ETCD` (service `who`, its id, the address it listens on),
+/// prints `ready ADDR` once registered and runs until killed, or until its stdin closes
+/// (the test is gone).
 fn serve() -> ! {
     let id = std::env::var(ID_ENV).expect("JAUNT_HOSTS_ID");
     let addr = std::env::var(ADDR_ENV).expect("JAUNT_HOSTS_ADDR");
+    let etcd = std::env::var(ETCD_ENV).expect("JAUNT_HOSTS_ETCD");
     std::thread::spawn(|| {
         let mut sink = String::new();
         while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
@@ -150,13 +196,19 @@ fn serve() -> ! {
         let mut router = Router::new();
         router.service(WhoServer::new(Named(id.clone()))).unwrap();
         heartbeat::routes(&mut router).unwrap();
+        // The registry plugin registers the instance, under a lease it keeps alive, once
+        // the peer listens (and `listen` fails when etcd cannot be reached: the default
+        // start-up policy). No address in the template: the one listened on is registered.
+        // A SIGKILL leaves the entry to expire; a restart registers it again.
+        let registry = EtcdRegistry::new(etcd_config(&etcd)).unwrap();
+        let mut template = Instance::new(id.clone(), SERVICE, "");
+        template.addrs.clear();
         let peer = Peer::builder(router)
             .plugin(Pong::new())
             .plugin(Ping::new(heartbeat_rate()))
+            .plugin(registry.plugin(template))
             .build()
             .unwrap();
-        // ETCD: here the host registers itself (the registry plugin, with a lease), so that
-        // a SIGKILL leaves its entry to expire and a restart registers it again.
         let bound = peer.listen(addr.as_str()).await.unwrap();
         println!("ready {bound}");
         std::future::pending::<()>().await;
@@ -164,51 +216,94 @@ fn serve() -> ! {
     unreachable!("the server runs until killed")
 }
 
-/// Where hosts are registered and the client discovers them.
-///
-/// ETCD: today a [`Manual`] list the test keeps (it registers a host once it is ready
-/// and deregisters it when its lease would have expired). With etcd: `discovery()` becomes
-/// `EtcdDiscovery` on the test etcd (listening on the bridge's address, `Net::gateway`,
-/// so the hosts reach it), `register` disappears (hosts register themselves, see `serve`),
-/// `deregister` becomes "wait for the lease to expire", and `ids()` reads the keys. The
-/// lease's TTL must then outlast a's cut (about 3 s here: a stays registered, as now) and
-/// bounds how long the test waits for b's entry to go.
+/// The test etcd, where the hosts register themselves and the client discovers them: it
+/// serves clients on the bridge's address ([`Net::gateway`], which every namespace
+/// reaches) and on 127.0.0.1 (the test's own clients).
 struct Registry {
-    manual: Manual,
-    live: Mutex<BTreeMap<String, Instance>>,
+    etcd: TestEtcd,
+    config: EtcdConfig,
 }
 
 impl Registry {
-    fn new() -> Registry {
-        Registry {
-            manual: Manual::new(),
-            live: Mutex::new(BTreeMap::new()),
+    /// Starts etcd on `net`'s bridge (the bridge must exist: after `Net::new`).
+    fn start(net: &Net) -> Registry {
+        let etcd = tokio::task::block_in_place(|| TestEtcd::start_on(&net.gateway()));
+        let config = etcd_config(&etcd.url());
+        Registry { etcd, config }
+    }
+
+    /// The URL the hosts register at (on the bridge).
+    fn url_for_hosts(&self) -> String {
+        self.etcd.url_on_ip()
+    }
+
+    fn discovery(&self) -> EtcdDiscovery {
+        EtcdDiscovery::new(self.config.clone()).unwrap()
+    }
+
+    /// What etcd lists under the service's prefix now: id (the key's last segment) →
+    /// instance.
+    async fn instances(&self) -> BTreeMap<String, Instance> {
+        let mut client = Client::connect([self.etcd.url()], None)
+            .await
+            .expect("connect to the test etcd");
+        let prefix = self.config.service_prefix(SERVICE);
+        let answer = client
+            .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+            .await
+            .expect("read the registry");
+        answer
+            .kvs()
+            .iter()
+            .map(|kv| {
+                let key = kv.key_str().expect("a UTF-8 key");
+                let id = key.strip_prefix(&prefix).expect("under the prefix");
+                let instance: Instance =
+                    serde_json::from_slice(kv.value()).expect("an instance as JSON");
+                (id.to_owned(), instance)
+            })
+            .collect()
+    }
+
+    /// The ids etcd lists now.
+    async fn ids(&self) -> BTreeSet<String> {
+        self.instances().await.into_keys().collect()
+    }
+
+    /// Polls (every 10 ms, at most `bound`) until etcd lists exactly `want`, checking
+    /// `always` of each listing on the way; returns, for each id that left meanwhile, how
+    /// long after the start of the wait it was first missing.
+    async fn wait_for_ids(
+        &self,
+        want: &BTreeSet<String>,
+        bound: Duration,
+        always: impl Fn(&BTreeSet<String>) -> bool,
+    ) -> BTreeMap<String, Duration> {
+        let started = Instant::now();
+        let mut seen = self.ids().await;
+        let mut left = BTreeMap::new();
+        loop {
+            assert!(always(&seen), "the registry lists {seen:?}");
+            if &seen == want {
+                return left;
+            }
+            assert!(
+                started.elapsed() < bound,
+                "the registry does not list exactly {want:?} within {bound:?}: it lists {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let now = self.ids().await;
+            for gone in seen.difference(&now) {
+                left.entry(gone.clone()).or_insert(started.elapsed());
+            }
+            seen = now;
         }
-    }
-
-    fn discovery(&self) -> Manual {
-        self.manual.clone()
-    }
-
-    fn register(&self, instance: Instance) {
-        let mut live = self.live.lock().unwrap();
-        live.insert(instance.id.clone(), instance);
-        self.manual.set(live.values().cloned());
-    }
-
-    fn deregister(&self, id: &str) {
-        let mut live = self.live.lock().unwrap();
-        live.remove(id);
-        self.manual.set(live.values().cloned());
-    }
-
-    fn ids(&self) -> BTreeSet<String> {
-        self.live.lock().unwrap().keys().cloned().collect()
     }
 }
 
 /// Starts host `i` of `net` as a server process named `id`.
-fn start_host(net: &Net, i: usize, id: &str) -> (HostProcess, Instance) {
+/// Once it says it is ready, it is registered at `etcd`.
+fn start_host(net: &Net, i: usize, id: &str, etcd: &str) -> (HostProcess, Instance) {
     let host = &net.hosts()[i];
     let addr = format!("{}:{PORT}", host.ip);
     let exe = std::env::current_exe().expect("the test executable");
@@ -217,14 +312,14 @@ fn start_host(net: &Net, i: usize, id: &str) -> (HostProcess, Instance) {
         (ID_ENV, id.to_owned()),
         (ADDR_ENV, addr.clone()),
         (HEARTBEAT_ENV, heartbeat_rate().as_millis().to_string()),
-        // ETCD: and the test etcd's address (on the bridge, `Net::gateway`).
+        (ETCD_ENV, etcd.to_owned()),
     ];
     let (process, first) = tokio::task::block_in_place(|| {
         host.spawn(&exe, &env, Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("host {id}: {e}"))
     });
     assert_eq!(first, format!("ready {addr}"), "host {id}");
-    (process, Instance::new(id, "who", addr))
+    (process, Instance::new(id, SERVICE, addr))
 }
 
 /// What the load saw.
@@ -297,16 +392,22 @@ async fn wait_for(
 async fn many_hosts() {
     let heartbeat = heartbeat_rate();
     let net = Net::new(3).unwrap_or_else(|e| panic!("{e}"));
-    let registry = Registry::new();
+    let registry = Registry::start(&net);
     let ids = ["a", "b", "c"];
     let mut hosts: Vec<Option<HostProcess>> = Vec::new();
     let mut instances = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        let (process, instance) = start_host(&net, i, id);
+        let (process, instance) = start_host(&net, i, id, &registry.url_for_hosts());
         hosts.push(Some(process));
-        registry.register(instance.clone());
         instances.push(instance);
     }
+    // Each host registered itself (its id, the address it listens on) before saying it is
+    // ready.
+    let registered: BTreeMap<String, Instance> = instances
+        .iter()
+        .map(|instance| (instance.id.clone(), instance.clone()))
+        .collect();
+    assert_eq!(registry.instances().await, registered);
 
     let mut router = Router::new();
     heartbeat::routes(&mut router).unwrap();
@@ -423,6 +524,13 @@ async fn many_hosts() {
     let (mut a_ejected, mut b_ejected) = (None, None);
     wait_for(&balanced, Duration::from_secs(5), "a and b ejected", || {
         let now = Instant::now();
+        assert!(
+            a_ejected.is_some() || view_of(&balanced, "a").is_some(),
+            "a left the registry before heartbeats ejected it ({:?} after the cut): \
+             its lease TTL ({:?}) is too short for the heartbeat ({heartbeat:?})",
+            cut_at.elapsed(),
+            lease_ttl()
+        );
         if a_ejected.is_none() && view_of(&balanced, "a").is_some_and(|e| e.ejected) {
             a_ejected = Some(now - cut_at);
         }
@@ -458,12 +566,29 @@ async fn many_hosts() {
         println!("non-idempotent pull in flight on {host}: {status}");
     }
 
-    // b's lease expires (it was killed: nothing renews it); a's outage is shorter than a
-    // lease, it stays registered. The client follows the registry.
-    // ETCD: wait until the registry lists exactly a and c (b's lease expired).
-    registry.deregister("b");
-    let expected: BTreeSet<String> = ["a", "c"].map(String::from).into();
-    assert_eq!(registry.ids(), expected);
+    // Nothing renews b's lease (b is dead) nor a's (a is still cut off from etcd, as from
+    // everything): both expire, c stays. The registry comes to list exactly c, and the
+    // client follows it.
+    let waited_from = Instant::now();
+    let expected: BTreeSet<String> = ["c"].map(String::from).into();
+    let left = registry
+        .wait_for_ids(&expected, lease_ttl() + Duration::from_secs(3), |seen| {
+            seen.contains("c") && seen.iter().all(|id| ids.contains(&id.as_str()))
+        })
+        .await;
+    let gone = |id: &str, since: Instant| match left.get(id) {
+        Some(during) => format!("{:?}", (waited_from - since) + *during),
+        None => format!(
+            "before {:?} (already gone when the wait began)",
+            waited_from - since
+        ),
+    };
+    println!(
+        "SIGKILL -> b gone from the registry: {}; link cut -> a gone: {} (lease TTL {:?}, polled every 10 ms)",
+        gone("b", killed_at),
+        gone("a", cut_at),
+        lease_ttl()
+    );
     wait_for(
         &balanced,
         Duration::from_secs(2),
@@ -485,39 +610,55 @@ async fn many_hosts() {
     let b_replies = tally.replies_of("b");
     net.restore(0).unwrap_or_else(|e| panic!("{e}"));
     let restored_at = Instant::now();
-    let (process, instance) = start_host(&net, 1, "b");
+    let (process, instance) = start_host(&net, 1, "b", &registry.url_for_hosts());
     assert_eq!(instance, instances[1]);
     hosts[1] = Some(process);
-    // ETCD: b registered itself on start; wait until the registry lists it.
-    registry.register(instance);
     let restarted_at = Instant::now();
+    // b registered itself before saying it is ready; a registers again (under a new lease:
+    // its old one expired) once its registration reaches etcd again.
+    let now = registry.instances().await;
+    assert_eq!(now.get("b"), Some(&instances[1]), "b registered: {now:?}");
+    let all: BTreeSet<String> = ids.map(String::from).into();
+    // Both waits at once, so that neither delays the other's measurement.
     let (mut a_back, mut b_back) = (None, None);
-    wait_for(
-        &balanced,
-        Duration::from_secs(12),
-        "a and b used again",
-        || {
-            let back = |id: &str, before: u64| {
-                tally.replies_of(id) > before
-                    && view_of(&balanced, id).is_some_and(|e| e.connected > 0 && !e.ejected)
-            };
-            if a_back.is_none() && back("a", a_replies) {
-                a_back = Some(restored_at.elapsed());
-            }
-            if b_back.is_none() && back("b", b_replies) {
-                b_back = Some(restarted_at.elapsed());
-            }
-            a_back.is_some() && b_back.is_some()
+    let (a_registered, ()) = tokio::join!(
+        async {
+            registry
+                .wait_for_ids(&all, Duration::from_secs(5), |seen| {
+                    seen.contains("b") && seen.contains("c")
+                })
+                .await;
+            restored_at.elapsed()
         },
-    )
-    .await;
+        async {
+            wait_for(
+                &balanced,
+                Duration::from_secs(12),
+                "a and b used again",
+                || {
+                    let back = |id: &str, before: u64| {
+                        tally.replies_of(id) > before
+                            && view_of(&balanced, id).is_some_and(|e| e.connected > 0 && !e.ejected)
+                    };
+                    if a_back.is_none() && back("a", a_replies) {
+                        a_back = Some(restored_at.elapsed());
+                    }
+                    if b_back.is_none() && back("b", b_replies) {
+                        b_back = Some(restarted_at.elapsed());
+                    }
+                    a_back.is_some() && b_back.is_some()
+                },
+            )
+            .await;
+        },
+    );
+    assert_eq!(registry.instances().await, registered);
     println!(
-        "link restored -> a used again: {:?}; restarted -> b used again: {:?}",
+        "link restored -> a registered again: {a_registered:?}, used again: {:?}; restarted -> b used again: {:?}",
         a_back.unwrap(),
         b_back.unwrap()
     );
-    let all: BTreeSet<String> = ids.map(String::from).into();
-    assert_eq!(registry.ids(), all);
+    assert_eq!(registry.ids().await, all);
     let seen: BTreeSet<String> = balanced.endpoints().into_iter().map(|e| e.id).collect();
     assert_eq!(seen, all);
     tokio::time::sleep(Duration::from_millis(500)).await;

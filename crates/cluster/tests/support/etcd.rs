@@ -1,6 +1,8 @@
 //! A real etcd for the tests: `etcd` (Debian package `etcd-server`) on free loopback ports
 //! with a temporary data directory, killed (and the directory removed) on drop. It can be
-//! stopped and started again on the same ports and data directory.
+//! stopped and started again on the same ports and data directory. [`TestEtcd::start_on`]
+//! also serves clients on another local address (the many-hosts test's bridge, which its
+//! network namespaces reach).
 
 #![allow(dead_code)]
 
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// A running (or stopped) etcd of one test.
 pub struct TestEtcd {
+    /// An address clients are also served on, besides 127.0.0.1 (see `start_on`).
+    extra_ip: Option<String>,
     client_port: u16,
     peer_port: u16,
     data_dir: PathBuf,
@@ -31,6 +35,16 @@ impl TestEtcd {
     /// Starts etcd and waits until it is healthy (panics with what to install when `etcd`
     /// is missing).
     pub fn start() -> TestEtcd {
+        TestEtcd::launch(None)
+    }
+
+    /// Starts etcd serving clients on `ip` (a local address: the many-hosts test's bridge)
+    /// as well as on 127.0.0.1, on the same port, and waits until it is healthy.
+    pub fn start_on(ip: &str) -> TestEtcd {
+        TestEtcd::launch(Some(ip.to_owned()))
+    }
+
+    fn launch(extra_ip: Option<String>) -> TestEtcd {
         let unique = format!(
             "jaunt-etcd-{}-{}",
             std::process::id(),
@@ -41,6 +55,7 @@ impl TestEtcd {
         );
         let data_dir = std::env::temp_dir().join(unique);
         let mut etcd = TestEtcd {
+            extra_ip,
             client_port: free_port(),
             peer_port: free_port(),
             data_dir,
@@ -53,6 +68,15 @@ impl TestEtcd {
     /// The client URL (`http://127.0.0.1:P`).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The client URL on the address given to [`start_on`](Self::start_on)
+    /// (`http://IP:P`), or the loopback one when etcd was started with [`start`](Self::start).
+    pub fn url_on_ip(&self) -> String {
+        match &self.extra_ip {
+            Some(ip) => format!("http://{ip}:{}", self.client_port),
+            None => self.url(),
+        }
     }
 
     /// Stops etcd (SIGKILL: nothing is flushed but what etcd already synced); the ports and
@@ -68,6 +92,11 @@ impl TestEtcd {
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "etcd is already running");
         let client = self.url();
+        let listen = match &self.extra_ip {
+            Some(_) => format!("{client},{}", self.url_on_ip()),
+            None => client.clone(),
+        };
+        let advertise = self.url_on_ip();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let spawned = Command::new("etcd")
             .arg("--name")
@@ -75,9 +104,9 @@ impl TestEtcd {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen-client-urls")
-            .arg(&client)
+            .arg(&listen)
             .arg("--advertise-client-urls")
-            .arg(&client)
+            .arg(&advertise)
             .arg("--listen-peer-urls")
             .arg(&peer)
             .arg("--initial-advertise-peer-urls")
