@@ -20,5 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo test --workspace
+# The etcd registry and discovery tests, and the many-hosts test (three hosts in network
+# namespaces registering in one etcd: needs root).
 cargo test -p jaunt-cluster --features etcd
 cargo test -p jaunt-cli --features etcd --test discover
