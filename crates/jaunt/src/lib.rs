@@ -129,7 +129,7 @@
 //! | `aead` | the ChaCha20-Poly1305 transfer filter `xfer::AeadFilter` | chacha20poly1305 |
 //! | `anyhow` | `From<anyhow::Error> for Status` | anyhow (off by default) |
 //! | `plugins` | the commonly used plugins: all below but `binder` | |
-//! | `auth`, `heartbeat`, `binder`, `ignorecase`, `proxy`, `overloader`, `secure`, `metrics` | `jaunt::plugins::<name>` | jaunt-plugins; binder: validator; auth: sha2, subtle; secure: chacha20poly1305 |
+//! | `auth`, `heartbeat`, `binder`, `ignorecase`, `proxy`, `overloader`, `secure`, `metrics` | `jaunt::plugins::<name>` | jaunt-plugins; binder: validator; auth: sha2, subtle; secure: chacha20poly1305; metrics: metrics, metrics-exporter-prometheus |
 //!
 //! The JSON body codec (the default one) and the raw framing are always built in.
 //!

@@ -147,7 +147,11 @@ mod tests {
         }
         let t = t + Duration::from_secs(1);
         assert!(health.is_available(t));
-        assert_eq!(health.failure(&rule, t), None, "a fresh count after the period");
+        assert_eq!(
+            health.failure(&rule, t),
+            None,
+            "a fresh count after the period"
+        );
     }
 
     #[test]
