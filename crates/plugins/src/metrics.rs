@@ -121,6 +121,10 @@ pub const BUCKETS_MS: [f64; 9] = [0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 
 /// distinct uris are tracked.
 pub const OTHER_URI: &str = "_other";
 
+/// How long a sent pull's start is kept when its session holds many
+/// (see `pre_write_pull`).
+const STALE_PULL: Duration = Duration::from_secs(600);
+
 const SERVED: &str = "jaunt_requests_total";
 const SERVED_ERRORS: &str = "jaunt_errors_total";
 const SERVED_DURATION: &str = "jaunt_request_duration_seconds";
@@ -602,9 +606,14 @@ impl Plugin for Metrics {
         let start = (Instant::now(), pull.path().to_owned());
         let key = (self.key(), pull.seq);
         let size = pull.body.len() as u64;
-        session
-            .data()
-            .update(|f: &mut Waiting| f.0.insert(key, start));
+        session.data().update(|f: &mut Waiting| {
+            // Pulls that never got a reply leave their start behind; past
+            // a few thousand, forget those older than any sane deadline.
+            if f.0.len() >= 4096 {
+                f.0.retain(|_, (t, _)| t.elapsed() < STALE_PULL);
+            }
+            f.0.insert(key, start)
+        });
         self.record(|| counter!(BODY_OUT, "kind" => "pull").increment(size));
         Ok(())
     }
