@@ -92,10 +92,10 @@
 //! # });
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -199,6 +199,18 @@ pub struct Snapshot {
     pub sent: BTreeMap<String, UriStats>,
 }
 
+/// One uri's handles, each registered on first use (a series nobody
+/// touched does not appear).
+#[derive(Default)]
+struct UriHandles {
+    label: String,
+    served_pulls: OnceLock<metrics::Counter>,
+    served_pushes: OnceLock<metrics::Counter>,
+    served_duration: OnceLock<metrics::Histogram>,
+    sent_pulls: OnceLock<metrics::Counter>,
+    sent_duration: OnceLock<metrics::Histogram>,
+}
+
 /// The pulls of a session that are being served: start time and uri, by
 /// (plugin instance, seq).
 #[derive(Default)]
@@ -213,7 +225,12 @@ struct Waiting(HashMap<(usize, i32), (Instant, String)>);
 /// while the peer runs.
 pub struct Metrics {
     max_uris: usize,
-    uris: RwLock<HashSet<String>>,
+    /// Each uri's handles, registered once: a call then touches atomics,
+    /// not the recorder's registry.
+    uris: RwLock<HashMap<String, Arc<UriHandles>>>,
+    /// Body bytes: pulls received, replies sent, pulls sent, replies
+    /// received.
+    body: [OnceLock<metrics::Counter>; 4],
     sink: Sink,
 }
 
@@ -317,21 +334,24 @@ impl Metrics {
         with_local_recorder(&recorder, describe);
         Self {
             max_uris: 1000,
-            uris: RwLock::new(HashSet::new()),
+            uris: RwLock::default(),
+            body: Default::default(),
             sink: Sink::Own(recorder),
         }
     }
 
     /// Metrics that record through the `metrics` crate's global recorder
     /// (whatever the application installed; this describes the metrics to
-    /// it): [`prometheus`](Self::prometheus),
+    /// it; install it before the peer's first call: the plugin registers
+    /// each series once and keeps its handle): [`prometheus`](Self::prometheus),
     /// [`snapshot`](Self::snapshot) and [`MetricsEndpoint`] then have
     /// nothing to show; the application exports them its own way.
     pub fn global() -> Self {
         describe();
         Self {
             max_uris: 1000,
-            uris: RwLock::new(HashSet::new()),
+            uris: RwLock::default(),
+            body: Default::default(),
             sink: Sink::Global,
         }
     }
@@ -354,28 +374,53 @@ impl Metrics {
     }
 
     /// Runs `f` with this plugin's recorder as the current one.
-    fn record(&self, f: impl FnOnce()) {
+    fn record<T>(&self, f: impl FnOnce() -> T) -> T {
         match &self.sink {
             Sink::Own(recorder) => with_local_recorder(recorder, f),
             Sink::Global => f(),
         }
     }
 
-    /// The uri label for `uri`: itself, or [`OTHER_URI`] when the table is
-    /// full.
-    fn label(&self, uri: &str) -> String {
+    /// The handles of `uri`, or of [`OTHER_URI`] when the table is full.
+    fn uri(&self, uri: &str) -> Arc<UriHandles> {
         let known = self.uris.read().unwrap_or_else(|e| e.into_inner());
-        if known.contains(uri) {
-            return uri.to_owned();
+        if let Some(handles) = known.get(uri) {
+            return handles.clone();
         }
         drop(known);
         let mut known = self.uris.write().unwrap_or_else(|e| e.into_inner());
-        if known.len() < self.max_uris {
-            known.insert(uri.to_owned());
-            uri.to_owned()
+        let label = if known.len() < self.max_uris || known.contains_key(uri) {
+            uri
         } else {
-            OTHER_URI.to_owned()
-        }
+            OTHER_URI
+        };
+        known
+            .entry(label.to_owned())
+            .or_insert_with(|| {
+                Arc::new(UriHandles {
+                    label: label.to_owned(),
+                    ..UriHandles::default()
+                })
+            })
+            .clone()
+    }
+
+    /// The handle in `cell`, registered by `make` under this plugin's
+    /// recorder the first time.
+    fn registered<'a, T>(&self, cell: &'a OnceLock<T>, make: impl FnOnce() -> T) -> &'a T {
+        cell.get_or_init(|| self.record(make))
+    }
+
+    /// Counts `n` body bytes: `which` indexes [`Metrics::body`].
+    fn body_bytes(&self, which: usize, n: u64) {
+        let (name, kind) = [
+            (BODY_IN, "pull"),
+            (BODY_OUT, "reply"),
+            (BODY_OUT, "pull"),
+            (BODY_IN, "reply"),
+        ][which];
+        self.registered(&self.body[which], || counter!(name, "kind" => kind))
+            .increment(n);
     }
 
     fn key(&self) -> usize {
@@ -566,7 +611,7 @@ impl RoutePlugin for Metrics {
         session
             .data()
             .update(|f: &mut Serving| f.0.insert(key, start));
-        self.record(|| counter!(BODY_IN, "kind" => "pull").increment(size));
+        self.body_bytes(0, size);
         Ok(())
     }
 
@@ -577,24 +622,35 @@ impl RoutePlugin for Metrics {
             return Ok(());
         };
         let elapsed = start.elapsed();
-        let uri = self.label(&uri);
-        let size = reply.body.len() as u64;
+        let uri = self.uri(&uri);
+        let label = || uri.label.clone();
+        self.registered(
+            &uri.served_pulls,
+            || counter!(SERVED, "uri" => label(), "kind" => "pull"),
+        )
+        .increment(1);
         let code = reply.status.code();
-        self.record(|| {
-            counter!(SERVED, "uri" => uri.clone(), "kind" => "pull").increment(1);
-            if code != 0 {
-                counter!(SERVED_ERRORS, "uri" => uri.clone(), "code" => code.to_string())
-                    .increment(1);
-            }
-            histogram!(SERVED_DURATION, "uri" => uri).record(elapsed.as_secs_f64());
-            counter!(BODY_OUT, "kind" => "reply").increment(size);
-        });
+        if code != 0 {
+            self.record(|| {
+                counter!(SERVED_ERRORS, "uri" => label(), "code" => code.to_string()).increment(1);
+            });
+        }
+        self.registered(
+            &uri.served_duration,
+            || histogram!(SERVED_DURATION, "uri" => label()),
+        )
+        .record(elapsed.as_secs_f64());
+        self.body_bytes(1, reply.body.len() as u64);
         Ok(())
     }
 
     async fn post_read_push_body(&self, ctx: &PushCtx) -> Result<(), Status> {
-        let uri = self.label(ctx.path());
-        self.record(|| counter!(SERVED, "uri" => uri, "kind" => "push").increment(1));
+        let uri = self.uri(ctx.path());
+        self.registered(
+            &uri.served_pushes,
+            || counter!(SERVED, "uri" => uri.label.clone(), "kind" => "push"),
+        )
+        .increment(1);
         Ok(())
     }
 }
@@ -614,7 +670,7 @@ impl Plugin for Metrics {
             }
             f.0.insert(key, start)
         });
-        self.record(|| counter!(BODY_OUT, "kind" => "pull").increment(size));
+        self.body_bytes(2, size);
         Ok(())
     }
 
@@ -628,18 +684,22 @@ impl Plugin for Metrics {
             return Ok(());
         };
         let elapsed = start.elapsed();
-        let uri = self.label(&uri);
-        let size = reply.body.len() as u64;
+        let uri = self.uri(&uri);
+        let label = || uri.label.clone();
+        self.registered(&uri.sent_pulls, || counter!(SENT, "uri" => label()))
+            .increment(1);
         let code = reply.status.code();
-        self.record(|| {
-            counter!(SENT, "uri" => uri.clone()).increment(1);
-            if code != 0 {
-                counter!(SENT_ERRORS, "uri" => uri.clone(), "code" => code.to_string())
-                    .increment(1);
-            }
-            histogram!(SENT_DURATION, "uri" => uri).record(elapsed.as_secs_f64());
-            counter!(BODY_IN, "kind" => "reply").increment(size);
-        });
+        if code != 0 {
+            self.record(|| {
+                counter!(SENT_ERRORS, "uri" => label(), "code" => code.to_string()).increment(1);
+            });
+        }
+        self.registered(
+            &uri.sent_duration,
+            || histogram!(SENT_DURATION, "uri" => label()),
+        )
+        .record(elapsed.as_secs_f64());
+        self.body_bytes(3, reply.body.len() as u64);
         Ok(())
     }
 }
