@@ -74,7 +74,20 @@ pub fn router() -> Router {
 /// Starts the echo server on `addr` (in the current runtime); returns the peer and the
 /// bound address.
 pub async fn serve(addr: &str) -> Result<(Peer, String), String> {
-    let peer = Peer::new(router());
+    serve_on(Peer::new(router()), addr).await
+}
+
+/// [`serve`] with the metrics plugin (`jaunt-bench server --metrics`).
+pub async fn serve_metered(addr: &str) -> Result<(Peer, String), String> {
+    let metrics = std::sync::Arc::new(jaunt_plugins::metrics::Metrics::new());
+    let peer = Peer::builder(router())
+        .plugin_arc(metrics)
+        .build()
+        .map_err(|e| format!("cannot build the server: {e}"))?;
+    serve_on(peer, addr).await
+}
+
+async fn serve_on(peer: Peer, addr: &str) -> Result<(Peer, String), String> {
     let bound = peer
         .listen(addr)
         .await

@@ -212,6 +212,9 @@ pub struct ServerOpts {
     /// Exit after this many seconds, a safety net for scripts.
     #[arg(long = "lifetime", default_value = "3600", value_parser = seconds)]
     pub lifetime: Duration,
+    /// Serve with the metrics plugin (jaunt-plugins' `Metrics`), to measure its cost.
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {

@@ -72,7 +72,12 @@ fn main() -> ExitCode {
 
 fn server(opts: &ServerOpts) -> i32 {
     load::runtime(opts.threads).block_on(async {
-        let (peer, addr) = match echo::serve(&opts.addr).await {
+        let served = if opts.metrics {
+            echo::serve_metered(&opts.addr).await
+        } else {
+            echo::serve(&opts.addr).await
+        };
+        let (peer, addr) = match served {
             Ok(served) => served,
             Err(e) => {
                 eprintln!("{e}");

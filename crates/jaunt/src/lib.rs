@@ -132,7 +132,7 @@
 //! | `aead` | the ChaCha20-Poly1305 transfer filter `xfer::AeadFilter` | chacha20poly1305 |
 //! | `anyhow` | `From<anyhow::Error> for Status` | anyhow (off by default) |
 //! | `plugins` | the commonly used plugins: all below but `binder` | |
-//! | `auth`, `heartbeat`, `binder`, `ignorecase`, `proxy`, `overloader`, `secure`, `metrics` | `jaunt::plugins::<name>` | jaunt-plugins; binder: validator; auth: sha2, subtle; secure: chacha20poly1305 |
+//! | `auth`, `heartbeat`, `binder`, `ignorecase`, `proxy`, `overloader`, `secure`, `metrics` | `jaunt::plugins::<name>` | jaunt-plugins; binder: validator; auth: sha2, subtle; secure: chacha20poly1305; metrics: metrics, metrics-exporter-prometheus |
 //! | `cluster` | `jaunt::cluster`: static and DNS discovery, the balanced client | jaunt-cluster (off by default) |
 //! | `etcd` | `jaunt::cluster` with the etcd registry and discovery; **its build needs `protoc`** | etcd-client (tonic, prost) (off by default) |
 //! | `tower` | `jaunt::tower`: tower adapters | jaunt-tower, tower (off by default) |

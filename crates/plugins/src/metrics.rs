@@ -1,38 +1,61 @@
-//! Per-uri counts, errors and latency histograms, readable as a
-//! [`Snapshot`] or as Prometheus text.
+//! Per-uri counts, errors and latency histograms on the [`metrics`] facade,
+//! served to Prometheus at `GET /metrics` ([`MetricsEndpoint`]) and readable
+//! as a [`Snapshot`].
 //!
-//! [`Metrics`] counts, for each uri path (the query string is not part of
-//! it) that this peer serves:
+//! [`Metrics`] records, for each uri path (the query string is not part of
+//! it):
 //!
-//! - pulls served, and how many of them were answered with a non-OK status
-//!   (the handler's error, an undecodable body, a plugin's refusal after the
-//!   route was found);
-//! - pushes served: decoded and handed to their handler (a push has no
-//!   reply, so its outcome and duration are not seen by plugins);
-//! - the latency of pulls in a histogram with fixed buckets
-//!   ([`BUCKETS_MS`]: 0.1 ms to 1 s, then +Inf), measured from the moment
-//!   the route is known (`pre_read_pull_body`, before the body is decoded) to
-//!   the moment the reply is about to be written (`pre_write_reply`).
+//! - served pulls (`jaunt_requests_total{uri,kind="pull"}`), those answered
+//!   with a non-OK status by code (`jaunt_errors_total{uri,code}`: the
+//!   handler's error, an undecodable body, a plugin's refusal after the route
+//!   was found) and their latency (`jaunt_request_duration_seconds{uri}`),
+//!   measured from the moment the route is known (`pre_read_pull_body`,
+//!   before the body is decoded) to the moment the reply is about to be
+//!   written (`pre_write_reply`);
+//! - served pushes (`jaunt_requests_total{uri,kind="push"}`): decoded and
+//!   handed to their handler (a push has no reply, so its outcome and
+//!   duration are not seen by plugins);
+//! - as a peer plugin, the pulls this peer sends, from `pre_write_pull` to
+//!   `post_read_reply_header`: `jaunt_client_requests_total{uri}`,
+//!   `jaunt_client_errors_total{uri,code}`,
+//!   `jaunt_client_request_duration_seconds{uri}`. A pull that gets no reply
+//!   (its deadline passed first, the session closed) is not counted: no
+//!   plugin hook sees the end of such a pull;
+//! - message body bytes in and out (`jaunt_received_body_bytes_total{kind}`,
+//!   `jaunt_sent_body_bytes_total{kind}`), as the hooks see bodies (encoded,
+//!   before transfer filters), not whole frames;
+//! - at each scrape of a [`MetricsEndpoint`] given the peer, the peer's
+//!   resource accounting ([`PeerStats`]) as gauges: `jaunt_sessions`,
+//!   `jaunt_handlers`, `jaunt_bytes_held` (the byte budget in use),
+//!   `jaunt_bytes_read`, `jaunt_bytes_in_handlers`, `jaunt_bytes_queued`.
+//!
+//! Latency histograms have fixed buckets ([`BUCKETS_MS`]: 0.1 ms to 1 s,
+//! then +Inf). [`Metrics::new`] records into a Prometheus recorder of its own
+//! (the `metrics` macros run under [`metrics::with_local_recorder`]), so two
+//! peers in one process, or two tests, never mix their counts;
+//! [`Metrics::global`] records into whatever global recorder the application
+//! installed instead.
 //!
 //! Pulls that never reach a route (no handler and no fallback: 404, or
 //! refused by a `post_read_pull_header` hook) are not counted: their reply
-//! cannot be told apart by uri. The plugin only has route hooks, so it can
-//! be a peer plugin (every route) or a group plugin (that group's routes).
-//! It sees the reply as the plugins before it left it: register it last to
-//! count the status that is actually sent.
+//! cannot be told apart by uri. The served side has only route hooks, so the
+//! plugin can be a peer plugin (every route) or a group plugin (that group's
+//! routes, and no client side). It sees the reply as the plugins before it
+//! left it: register it last to count the status that is actually sent.
 //!
 //! The start of a pull is kept in its session's data, keyed by the plugin
 //! instance and the pull's seq, and taken back by the reply: a session that
 //! changes its id meanwhile does not lose it, and what a session leaves goes
 //! with it. At most [`Metrics::with_max_uris`] distinct uris are tracked
 //! (1000 by default); later ones are counted under [`OTHER_URI`], so a
-//! fallback route cannot be made to grow the table without bound.
+//! fallback route cannot be made to grow the label set without bound.
 //!
 //! ```
 //! use std::sync::Arc;
 //!
 //! use jaunt::prelude::*;
 //! use jaunt::plugins::metrics::Metrics;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let metrics = Arc::new(Metrics::new());
@@ -44,6 +67,7 @@
 //!     .unwrap();
 //! let server = Peer::builder(routes).plugin_arc(metrics.clone()).build().unwrap();
 //! let addr = server.listen("127.0.0.1:0").await.unwrap();
+//! let endpoint = metrics.serve("127.0.0.1:0", Some(server.clone())).await.unwrap();
 //!
 //! let client = Peer::new(Router::new());
 //! let session = client.dial(&addr).await.unwrap();
@@ -53,24 +77,41 @@
 //!
 //! let half = &metrics.snapshot().per_uri["/half"];
 //! assert_eq!((half.pulls, half.errors), (4, 2));
-//! assert!(metrics
-//!     .prometheus()
-//!     .contains("jaunt_requests_total{uri=\"/half\",kind=\"pull\"} 4"));
 //!
+//! // What Prometheus scrapes:
+//! let mut http = tokio::net::TcpStream::connect(endpoint.local_addr()).await.unwrap();
+//! http.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await.unwrap();
+//! let mut text = String::new();
+//! http.read_to_string(&mut text).await.unwrap();
+//! assert!(text.contains("jaunt_requests_total{uri=\"/half\",kind=\"pull\"} 4"));
+//! assert!(text.contains("jaunt_sessions 1"));
+//!
+//! endpoint.stop().await;
 //! client.close().await;
 //! server.close().await;
 //! # });
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use jaunt_peer::{Plugin, PushCtx, RoutePlugin, Session};
+use jaunt_peer::{Peer, PeerStats, Plugin, PushCtx, RoutePlugin, Session};
 use jaunt_socket::{Packet, Status};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    with_local_recorder, Unit,
+};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// The upper bounds of the latency buckets, in milliseconds; a last bucket
 /// (+Inf) takes the rest.
@@ -79,6 +120,19 @@ pub const BUCKETS_MS: [f64; 9] = [0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 
 /// The uri under which messages are counted once [`Metrics::with_max_uris`]
 /// distinct uris are tracked.
 pub const OTHER_URI: &str = "_other";
+
+/// How long a sent pull's start is kept when its session holds many
+/// (see `pre_write_pull`).
+const STALE_PULL: Duration = Duration::from_secs(600);
+
+const SERVED: &str = "jaunt_requests_total";
+const SERVED_ERRORS: &str = "jaunt_errors_total";
+const SERVED_DURATION: &str = "jaunt_request_duration_seconds";
+const SENT: &str = "jaunt_client_requests_total";
+const SENT_ERRORS: &str = "jaunt_client_errors_total";
+const SENT_DURATION: &str = "jaunt_client_request_duration_seconds";
+const BODY_IN: &str = "jaunt_received_body_bytes_total";
+const BODY_OUT: &str = "jaunt_sent_body_bytes_total";
 
 /// A latency histogram: counts per bucket (not cumulative), their sum and
 /// total.
@@ -101,17 +155,6 @@ impl Default for Histogram {
 }
 
 impl Histogram {
-    /// Adds one duration.
-    pub fn observe(&mut self, elapsed: Duration) {
-        let ms = elapsed.as_secs_f64() * 1000.0;
-        let bucket = BUCKETS_MS
-            .iter()
-            .position(|&bound| ms <= bound)
-            .unwrap_or(BUCKETS_MS.len());
-        self.counts[bucket] += 1;
-        self.sum += elapsed;
-    }
-
     /// How many durations were observed.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
@@ -135,37 +178,77 @@ impl Histogram {
 /// The counts of one uri.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UriStats {
-    /// Pulls answered.
+    /// Pulls answered (served) or replied to (sent).
     pub pulls: u64,
-    /// Pushes handed to their handler.
+    /// Pushes handed to their handler (served only).
     pub pushes: u64,
     /// Pulls answered with a non-OK status.
     pub errors: u64,
+    /// Errors by status code.
+    pub errors_by_code: BTreeMap<i32, u64>,
     /// Latency of the pulls.
     pub latency: Histogram,
 }
 
-/// Every uri's counts at one moment.
+/// Every uri's counts at one moment, read back from the recorder.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// Counts by uri path.
+    /// What this peer served, by uri path.
     pub per_uri: BTreeMap<String, UriStats>,
+    /// The pulls this peer sent that got a reply, by uri path.
+    pub sent: BTreeMap<String, UriStats>,
+}
+
+/// One uri's handles, each registered on first use (a series nobody
+/// touched does not appear).
+#[derive(Default)]
+struct UriHandles {
+    label: String,
+    served_pulls: OnceLock<metrics::Counter>,
+    served_pushes: OnceLock<metrics::Counter>,
+    served_duration: OnceLock<metrics::Histogram>,
+    sent_pulls: OnceLock<metrics::Counter>,
+    sent_duration: OnceLock<metrics::Histogram>,
 }
 
 /// The pulls of a session that are being served: start time and uri, by
 /// (plugin instance, seq).
 #[derive(Default)]
-struct InFlight(HashMap<(u64, i32), (Instant, String)>);
+struct Serving(HashMap<(usize, i32), (Instant, String)>);
 
-static INSTANCES: AtomicU64 = AtomicU64::new(1);
+/// The pulls a session sent that wait for their reply, by (plugin
+/// instance, seq).
+#[derive(Default)]
+struct Waiting(HashMap<(usize, i32), (Instant, String)>);
 
 /// The metrics plugin (name `metrics`). Share it with an `Arc` to read it
 /// while the peer runs.
-#[derive(Debug)]
 pub struct Metrics {
-    instance: u64,
     max_uris: usize,
-    stats: Mutex<BTreeMap<String, UriStats>>,
+    /// Each uri's handles, registered once: a call then touches atomics,
+    /// not the recorder's registry.
+    uris: RwLock<HashMap<String, Arc<UriHandles>>>,
+    /// Body bytes: pulls received, replies sent, pulls sent, replies
+    /// received.
+    body: [OnceLock<metrics::Counter>; 4],
+    sink: Sink,
+}
+
+/// Where the plugin records.
+enum Sink {
+    /// Its own Prometheus recorder.
+    Own(PrometheusRecorder),
+    /// Whatever recorder is installed with `metrics::set_global_recorder`.
+    Global,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("max_uris", &self.max_uris)
+            .field("own_recorder", &matches!(self.sink, Sink::Own(_)))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
@@ -174,13 +257,102 @@ impl Default for Metrics {
     }
 }
 
+/// Gives the current recorder each metric's help text and unit.
+fn describe() {
+    describe_counter!(SERVED, "Messages served, by uri and kind (pull or push).");
+    describe_counter!(
+        SERVED_ERRORS,
+        "Pulls served with a non-OK status, by uri and status code."
+    );
+    describe_histogram!(
+        SERVED_DURATION,
+        Unit::Seconds,
+        "Time from routing a served pull to writing its reply."
+    );
+    describe_counter!(SENT, "Pulls sent by this peer that got a reply, by uri.");
+    describe_counter!(
+        SENT_ERRORS,
+        "Pulls sent by this peer answered with a non-OK status, by uri and status code."
+    );
+    describe_histogram!(
+        SENT_DURATION,
+        Unit::Seconds,
+        "Time from writing a pull to reading its reply."
+    );
+    describe_counter!(
+        BODY_IN,
+        Unit::Bytes,
+        "Message body bytes received, by kind (pull or reply)."
+    );
+    describe_counter!(
+        BODY_OUT,
+        Unit::Bytes,
+        "Message body bytes sent, by kind (pull or reply)."
+    );
+    describe_gauge!("jaunt_sessions", "Live sessions.");
+    describe_gauge!("jaunt_handlers", "Handlers running.");
+    describe_gauge!(
+        "jaunt_bytes_held",
+        Unit::Bytes,
+        "All bytes held on the sessions' behalf (the peer's byte budget in use)."
+    );
+    describe_gauge!(
+        "jaunt_bytes_read",
+        Unit::Bytes,
+        "Bytes read and not yet decoded."
+    );
+    describe_gauge!(
+        "jaunt_bytes_in_handlers",
+        Unit::Bytes,
+        "Bodies held by running handlers."
+    );
+    describe_gauge!(
+        "jaunt_bytes_queued",
+        Unit::Bytes,
+        "Frames waiting in write queues."
+    );
+    describe_counter!(
+        "jaunt_frames_dropped_total",
+        "Malformed frames dropped since the peer started."
+    );
+}
+
+/// The exporter's settings: our bucket bounds (in seconds) for both latency
+/// histograms.
+fn prometheus_builder() -> PrometheusBuilder {
+    let bounds: Vec<f64> = BUCKETS_MS.iter().map(|ms| ms / 1000.0).collect();
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), &bounds)
+        .unwrap_or_else(|_| PrometheusBuilder::new())
+}
+
 impl Metrics {
-    /// Empty metrics, tracking up to 1000 uris.
+    /// Metrics with a Prometheus recorder of their own (no global state),
+    /// tracking up to 1000 uris.
     pub fn new() -> Self {
+        let recorder = prometheus_builder().build_recorder();
+        with_local_recorder(&recorder, describe);
         Self {
-            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             max_uris: 1000,
-            stats: Mutex::new(BTreeMap::new()),
+            uris: RwLock::default(),
+            body: Default::default(),
+            sink: Sink::Own(recorder),
+        }
+    }
+
+    /// Metrics that record through the `metrics` crate's global recorder
+    /// (whatever the application installed; this describes the metrics to
+    /// it; install it before the peer's first call: the plugin registers
+    /// each series once and keeps its handle): [`prometheus`](Self::prometheus),
+    /// [`snapshot`](Self::snapshot) and [`MetricsEndpoint`] then have
+    /// nothing to show; the application exports them its own way.
+    pub fn global() -> Self {
+        describe();
+        Self {
+            max_uris: 1000,
+            uris: RwLock::default(),
+            body: Default::default(),
+            sink: Sink::Global,
         }
     }
 
@@ -192,112 +364,234 @@ impl Metrics {
         self
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, UriStats>> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    /// The handle that renders this plugin's recorder (`None` for
+    /// [`Metrics::global`]).
+    pub fn handle(&self) -> Option<PrometheusHandle> {
+        match &self.sink {
+            Sink::Own(recorder) => Some(recorder.handle()),
+            Sink::Global => None,
+        }
     }
 
-    /// Updates the stats of `uri` (or of [`OTHER_URI`] when the table is
-    /// full).
-    fn with_uri(&self, uri: &str, f: impl FnOnce(&mut UriStats)) {
-        let mut stats = self.lock();
-        if let Some(entry) = stats.get_mut(uri) {
-            return f(entry);
+    /// Runs `f` with this plugin's recorder as the current one.
+    fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.sink {
+            Sink::Own(recorder) => with_local_recorder(recorder, f),
+            Sink::Global => f(),
         }
-        let key = if stats.len() < self.max_uris {
+    }
+
+    /// The handles of `uri`, or of [`OTHER_URI`] when the table is full.
+    fn uri(&self, uri: &str) -> Arc<UriHandles> {
+        let known = self.uris.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(handles) = known.get(uri) {
+            return handles.clone();
+        }
+        drop(known);
+        let mut known = self.uris.write().unwrap_or_else(|e| e.into_inner());
+        let label = if known.len() < self.max_uris || known.contains_key(uri) {
             uri
         } else {
             OTHER_URI
         };
-        f(stats.entry(key.to_owned()).or_default());
+        known
+            .entry(label.to_owned())
+            .or_insert_with(|| {
+                Arc::new(UriHandles {
+                    label: label.to_owned(),
+                    ..UriHandles::default()
+                })
+            })
+            .clone()
     }
 
-    /// The counts so far.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            per_uri: self.lock().clone(),
-        }
+    /// The handle in `cell`, registered by `make` under this plugin's
+    /// recorder the first time.
+    fn registered<'a, T>(&self, cell: &'a OnceLock<T>, make: impl FnOnce() -> T) -> &'a T {
+        cell.get_or_init(|| self.record(make))
     }
 
-    /// Forgets every count.
-    pub fn reset(&self) {
-        self.lock().clear();
+    /// Counts `n` body bytes: `which` indexes [`Metrics::body`].
+    fn body_bytes(&self, which: usize, n: u64) {
+        let (name, kind) = [
+            (BODY_IN, "pull"),
+            (BODY_OUT, "reply"),
+            (BODY_OUT, "pull"),
+            (BODY_IN, "reply"),
+        ][which];
+        self.registered(&self.body[which], || counter!(name, "kind" => kind))
+            .increment(n);
     }
 
-    /// The counts in the Prometheus text exposition format (version 0.0.4):
-    /// `jaunt_requests_total{uri,kind}`, `jaunt_errors_total{uri}` and the
-    /// histogram `jaunt_request_duration_seconds{uri}` (`_bucket` with
-    /// cumulative counts per `le`, `_sum`, `_count`).
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Sets the gauges of the peer's resource accounting: `jaunt_sessions`,
+    /// `jaunt_handlers`, `jaunt_bytes_held`, `jaunt_bytes_read`,
+    /// `jaunt_bytes_in_handlers`, `jaunt_bytes_queued`, and the counter
+    /// `jaunt_frames_dropped_total`. [`MetricsEndpoint`] calls it before each
+    /// scrape when it is given the peer.
+    pub fn record_peer_stats(&self, stats: &PeerStats) {
+        #[allow(clippy::cast_precision_loss)] // gauges are f64
+        self.record(|| {
+            gauge!("jaunt_sessions").set(stats.sessions as f64);
+            gauge!("jaunt_handlers").set(stats.handlers as f64);
+            gauge!("jaunt_bytes_held").set(stats.bytes_held as f64);
+            gauge!("jaunt_bytes_read").set(stats.bytes_read as f64);
+            gauge!("jaunt_bytes_in_handlers").set(stats.bytes_in_handlers as f64);
+            gauge!("jaunt_bytes_queued").set(stats.bytes_queued as f64);
+            counter!("jaunt_frames_dropped_total").absolute(stats.frames_dropped);
+        });
+    }
+
+    /// The metrics in the Prometheus text exposition format (empty for
+    /// [`Metrics::global`]):
+    ///
+    /// - served: `jaunt_requests_total{uri,kind}` (kind `pull` or `push`),
+    ///   `jaunt_errors_total{uri,code}`, the histogram
+    ///   `jaunt_request_duration_seconds{uri}`;
+    /// - sent: `jaunt_client_requests_total{uri}`,
+    ///   `jaunt_client_errors_total{uri,code}`,
+    ///   `jaunt_client_request_duration_seconds{uri}`;
+    /// - `jaunt_received_body_bytes_total{kind}`,
+    ///   `jaunt_sent_body_bytes_total{kind}` (message bodies as the hooks
+    ///   see them, not whole frames);
+    /// - the gauges of [`record_peer_stats`](Self::record_peer_stats).
     pub fn prometheus(&self) -> String {
-        let snapshot = self.snapshot();
-        let mut out = String::new();
-        out.push_str(
-            "# HELP jaunt_requests_total Messages served, by uri and kind (pull or push).\n",
-        );
-        out.push_str("# TYPE jaunt_requests_total counter\n");
-        for (uri, stats) in &snapshot.per_uri {
-            let uri = escape_label(uri);
-            for (kind, n) in [("pull", stats.pulls), ("push", stats.pushes)] {
-                let _ = writeln!(
-                    out,
-                    "jaunt_requests_total{{uri=\"{uri}\",kind=\"{kind}\"}} {n}"
-                );
+        self.handle().map(|h| h.render()).unwrap_or_default()
+    }
+
+    /// The per-uri counts so far, read back from the recorder.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot::default();
+        for sample in parse_samples(&self.prometheus()) {
+            let Some(uri) = sample.label("uri") else {
+                continue;
+            };
+            let (table, name) = match sample.name.strip_prefix("jaunt_client_") {
+                Some(rest) => (&mut snap.sent, rest),
+                None => match sample.name.strip_prefix("jaunt_") {
+                    Some(rest) => (&mut snap.per_uri, rest),
+                    None => continue,
+                },
+            };
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let n = sample.value as u64;
+            let stats = table.entry(uri.to_owned()).or_default();
+            match name {
+                "requests_total" if sample.label("kind") == Some("push") => stats.pushes += n,
+                "requests_total" => stats.pulls += n,
+                "errors_total" => {
+                    stats.errors += n;
+                    let code = sample.label("code").and_then(|c| c.parse().ok());
+                    *stats.errors_by_code.entry(code.unwrap_or(0)).or_default() += n;
+                }
+                "request_duration_seconds_sum" => {
+                    stats.latency.sum = Duration::from_secs_f64(sample.value.max(0.0));
+                }
+                "request_duration_seconds_bucket" => {
+                    let le = sample.label("le").unwrap_or("+Inf");
+                    let i = BUCKETS_MS
+                        .iter()
+                        .position(|ms| le.parse::<f64>().ok() == Some(ms / 1000.0))
+                        .unwrap_or(BUCKETS_MS.len());
+                    stats.latency.counts[i] = n; // cumulative for now
+                }
+                _ => {}
             }
         }
-        out.push_str("# HELP jaunt_errors_total Pulls answered with a non-OK status, by uri.\n");
-        out.push_str("# TYPE jaunt_errors_total counter\n");
-        for (uri, stats) in &snapshot.per_uri {
-            let _ = writeln!(
-                out,
-                "jaunt_errors_total{{uri=\"{}\"}} {}",
-                escape_label(uri),
-                stats.errors
-            );
-        }
-        out.push_str(
-            "# HELP jaunt_request_duration_seconds Time from routing a pull to writing its reply.\n",
-        );
-        out.push_str("# TYPE jaunt_request_duration_seconds histogram\n");
-        for (uri, stats) in &snapshot.per_uri {
-            let uri = escape_label(uri);
-            let hist = &stats.latency;
-            for (bound_ms, n) in hist.cumulative() {
-                let le = if bound_ms.is_infinite() {
-                    "+Inf".to_owned()
-                } else {
-                    format!("{}", bound_ms / 1000.0)
-                };
-                let _ = writeln!(
-                    out,
-                    "jaunt_request_duration_seconds_bucket{{uri=\"{uri}\",le=\"{le}\"}} {n}"
-                );
+        for stats in snap.per_uri.values_mut().chain(snap.sent.values_mut()) {
+            let cumulative = stats.latency.counts;
+            for i in (1..cumulative.len()).rev() {
+                stats.latency.counts[i] = cumulative[i].saturating_sub(cumulative[i - 1]);
             }
-            let _ = writeln!(
-                out,
-                "jaunt_request_duration_seconds_sum{{uri=\"{uri}\"}} {}",
-                hist.sum.as_secs_f64()
-            );
-            let _ = writeln!(
-                out,
-                "jaunt_request_duration_seconds_count{{uri=\"{uri}\"}} {}",
-                hist.count()
-            );
         }
-        out
+        snap
+    }
+
+    /// Starts serving `GET /metrics` on `addr` (see [`MetricsEndpoint`]).
+    pub async fn serve(
+        self: &std::sync::Arc<Self>,
+        addr: &str,
+        peer: Option<Peer>,
+    ) -> io::Result<MetricsEndpoint> {
+        MetricsEndpoint::bind(addr, self.clone(), peer).await
     }
 }
 
-/// A label value as Prometheus quotes it: `\`, `"` and newlines escaped.
-fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+/// One sample line of the text format.
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+impl Sample {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The samples of a Prometheus text exposition (comments skipped, lines it
+/// cannot read skipped).
+fn parse_samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(parse_sample)
+        .collect()
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (name, mut rest) = match line.find(['{', ' ']) {
+        Some(i) => (&line[..i], &line[i..]),
+        None => return None,
+    };
+    let mut labels = Vec::new();
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut chars = body.char_indices();
+        let mut key = String::new();
+        loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '}' => {
+                    rest = &body[i + 1..];
+                    break;
+                }
+                ',' => {}
+                '=' => {
+                    chars.next().filter(|&(_, q)| q == '"')?;
+                    let mut value = String::new();
+                    loop {
+                        match chars.next()?.1 {
+                            '"' => break,
+                            '\\' => match chars.next()?.1 {
+                                'n' => value.push('\n'),
+                                c => value.push(c),
+                            },
+                            c => value.push(c),
+                        }
+                    }
+                    labels.push((std::mem::take(&mut key), value));
+                }
+                c => key.push(c),
+            }
         }
     }
-    out
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some(Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    })
 }
 
 #[async_trait]
@@ -312,33 +606,209 @@ impl RoutePlugin for Metrics {
         packet: &mut Packet,
     ) -> Result<(), Status> {
         let start = (Instant::now(), packet.path().to_owned());
-        let key = (self.instance, packet.seq);
+        let key = (self.key(), packet.seq);
+        let size = packet.body.len() as u64;
         session
             .data()
-            .update(|f: &mut InFlight| f.0.insert(key, start));
+            .update(|f: &mut Serving| f.0.insert(key, start));
+        self.body_bytes(0, size);
         Ok(())
     }
 
     async fn pre_write_reply(&self, session: &Session, reply: &mut Packet) -> Result<(), Status> {
-        let key = (self.instance, reply.seq);
-        let Some((start, uri)) = session.data().update(|f: &mut InFlight| f.0.remove(&key)) else {
+        let key = (self.key(), reply.seq);
+        let Some((start, uri)) = session.data().update(|f: &mut Serving| f.0.remove(&key)) else {
             // Never routed (404, refused by a header hook): not counted.
             return Ok(());
         };
-        let failed = !reply.status.is_ok();
-        self.with_uri(&uri, |stats| {
-            stats.pulls += 1;
-            stats.errors += u64::from(failed);
-            stats.latency.observe(start.elapsed());
-        });
+        let elapsed = start.elapsed();
+        let uri = self.uri(&uri);
+        let label = || uri.label.clone();
+        self.registered(
+            &uri.served_pulls,
+            || counter!(SERVED, "uri" => label(), "kind" => "pull"),
+        )
+        .increment(1);
+        let code = reply.status.code();
+        if code != 0 {
+            self.record(|| {
+                counter!(SERVED_ERRORS, "uri" => label(), "code" => code.to_string()).increment(1);
+            });
+        }
+        self.registered(
+            &uri.served_duration,
+            || histogram!(SERVED_DURATION, "uri" => label()),
+        )
+        .record(elapsed.as_secs_f64());
+        self.body_bytes(1, reply.body.len() as u64);
         Ok(())
     }
 
     async fn post_read_push_body(&self, ctx: &PushCtx) -> Result<(), Status> {
-        self.with_uri(ctx.path(), |stats| stats.pushes += 1);
+        let uri = self.uri(ctx.path());
+        self.registered(
+            &uri.served_pushes,
+            || counter!(SERVED, "uri" => uri.label.clone(), "kind" => "push"),
+        )
+        .increment(1);
         Ok(())
     }
 }
 
-/// No connection hooks: the peer-plugin form of the same route hooks.
-impl Plugin for Metrics {}
+/// The client side: pulls this peer sends, from written to replied.
+#[async_trait]
+impl Plugin for Metrics {
+    async fn pre_write_pull(&self, session: &Session, pull: &mut Packet) -> Result<(), Status> {
+        let start = (Instant::now(), pull.path().to_owned());
+        let key = (self.key(), pull.seq);
+        let size = pull.body.len() as u64;
+        session.data().update(|f: &mut Waiting| {
+            // Pulls that never got a reply leave their start behind; past
+            // a few thousand, forget those older than any sane deadline.
+            if f.0.len() >= 4096 {
+                f.0.retain(|_, (t, _)| t.elapsed() < STALE_PULL);
+            }
+            f.0.insert(key, start)
+        });
+        self.body_bytes(2, size);
+        Ok(())
+    }
+
+    async fn post_read_reply_header(
+        &self,
+        session: &Session,
+        reply: &mut Packet,
+    ) -> Result<(), Status> {
+        let key = (self.key(), reply.seq);
+        let Some((start, uri)) = session.data().update(|f: &mut Waiting| f.0.remove(&key)) else {
+            return Ok(());
+        };
+        let elapsed = start.elapsed();
+        let uri = self.uri(&uri);
+        let label = || uri.label.clone();
+        self.registered(&uri.sent_pulls, || counter!(SENT, "uri" => label()))
+            .increment(1);
+        let code = reply.status.code();
+        if code != 0 {
+            self.record(|| {
+                counter!(SENT_ERRORS, "uri" => label(), "code" => code.to_string()).increment(1);
+            });
+        }
+        self.registered(
+            &uri.sent_duration,
+            || histogram!(SENT_DURATION, "uri" => label()),
+        )
+        .record(elapsed.as_secs_f64());
+        self.body_bytes(3, reply.body.len() as u64);
+        Ok(())
+    }
+}
+
+/// An HTTP listener serving a [`Metrics`]' Prometheus text at `GET
+/// /metrics` (anything else: 404). If it was given the peer, each scrape
+/// first records the peer's [`PeerStats`] as gauges. It answers one
+/// request per connection (`Connection: close`), which is what Prometheus
+/// needs; [`stop`](Self::stop) (or dropping it) ends it.
+#[derive(Debug)]
+pub struct MetricsEndpoint {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MetricsEndpoint {
+    /// Listens on `addr` (`"127.0.0.1:0"` picks a port; see
+    /// [`local_addr`](Self::local_addr)).
+    pub async fn bind(
+        addr: &str,
+        metrics: std::sync::Arc<Metrics>,
+        peer: Option<Peer>,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => {
+                        let Ok((conn, _)) = accepted else { continue };
+                        let metrics = metrics.clone();
+                        let peer = peer.clone();
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(10),
+                                answer(conn, &metrics, peer.as_ref()),
+                            )
+                            .await;
+                        });
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops listening and waits for the listener to be closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for MetricsEndpoint {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Reads one request head (up to 8 KiB) and answers it.
+async fn answer(
+    mut conn: tokio::net::TcpStream,
+    metrics: &Metrics,
+    peer: Option<&Peer>,
+) -> io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 || head.len() + n > 8192 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target) = (parts.next(), parts.next());
+    let path = target.map(|t| t.split(|&b| b == b'?').next().unwrap_or_default());
+    let (status, body) = if method == Some(b"GET") && path == Some(b"/metrics") {
+        if let Some(peer) = peer {
+            metrics.record_peer_stats(&peer.stats());
+        }
+        ("200 OK", metrics.prometheus())
+    } else {
+        ("404 Not Found", "only GET /metrics is served\n".to_owned())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(response.as_bytes()).await?;
+    conn.shutdown().await
+}
