@@ -143,7 +143,7 @@ fn selected(mut args: impl Iterator<Item = String>) -> bool {
     let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            // Only tests marked #[ignore] run: this one is not.
+            // `--ignored` runs only ignored tests, and this one is not ignored.
             "--ignored" => return false,
             "--exact" => exact = true,
             "--skip" => skips.extend(args.next()),
