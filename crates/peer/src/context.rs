@@ -287,6 +287,11 @@ impl PushCtx {
         &self.inner.packet
     }
 
+    /// The route plugins of its route.
+    pub(crate) fn chain(&self) -> &RouteChain {
+        &self.inner.chain
+    }
+
     common_ctx_methods!();
 }
 

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use jaunt_socket::{Packet, PacketType, Status};
@@ -12,7 +12,7 @@ use jaunt_socket::{Packet, PacketType, Status};
 use crate::call::ACCEPT_BODY_CODEC;
 use crate::context::{PullCtx, PushCtx};
 use crate::link::{Link, Permits};
-use crate::plugin::RouteChain;
+use crate::plugin::{RouteChain, RouteKind, ServeEnd};
 use crate::reader::off_the_reading_task;
 use crate::telemetry::{self, RunKind, Side};
 use crate::Session;
@@ -67,9 +67,12 @@ pub(crate) async fn serve_pull(
 ) -> Option<i32> {
     let seq = packet.seq;
     let serve = async {
-        let (reply, chain) = answer_pull(&session, packet).await;
+        let (reply, chain, routed) = answer_pull(&session, packet).await;
         let code = reply.status.code();
-        send_reply(&session, &link, reply, &chain).await;
+        let sent = send_reply(&session, &link, reply, &chain).await;
+        if let Some(routed) = routed {
+            routed.ended(&session, &chain, sent);
+        }
         code
     };
     let code = tokio::select! {
@@ -125,9 +128,73 @@ pub(crate) fn server_span(session: &Session, packet: &Packet) -> Option<Span> {
     Some(span)
 }
 
-/// Runs the hooks and the handler of a pull; returns the reply and the
-/// route hooks that see it written.
-async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteChain) {
+/// A served pull whose route was found, kept for its route plugins'
+/// `post_serve_end` (only when the route has plugins).
+struct Routed {
+    pull: RoutedPull,
+    cost: Duration,
+}
+
+enum RoutedPull {
+    /// It reached its handler (which may have refused it).
+    Ran(PullCtx),
+    /// A `pre_read_pull_body` hook refused it.
+    Refused(Box<Packet>),
+}
+
+impl Routed {
+    /// Runs the route plugins' `post_serve_end`; `sent` is the reply's
+    /// status code and body length as queued.
+    #[inline(never)]
+    fn ended(self, session: &Session, chain: &RouteChain, (code, reply_body_len): (i32, usize)) {
+        let pull = match &self.pull {
+            RoutedPull::Ran(ctx) => ctx.packet(),
+            RoutedPull::Refused(packet) => packet,
+        };
+        serve_ended(
+            session,
+            chain,
+            RouteKind::Pull,
+            pull,
+            code,
+            self.cost,
+            reply_body_len,
+        );
+    }
+}
+
+/// Runs `chain`'s `post_serve_end` hooks for the message `call`.
+#[inline(never)]
+fn serve_ended(
+    session: &Session,
+    chain: &RouteChain,
+    kind: RouteKind,
+    call: &Packet,
+    code: i32,
+    cost: Duration,
+    reply_body_len: usize,
+) {
+    let end = ServeEnd {
+        kind,
+        uri: call.path(),
+        seq: call.seq,
+        code,
+        cost,
+        request_body_len: call.body.len(),
+        reply_body_len,
+    };
+    for plugin in chain.iter() {
+        plugin.post_serve_end(session, &end);
+    }
+}
+
+/// Runs the hooks and the handler of a pull; returns the reply, the route
+/// hooks that see it written and, when the route was found and has plugins,
+/// what their `post_serve_end` needs.
+async fn answer_pull(
+    session: &Session,
+    packet: Box<Packet>,
+) -> (Packet, RouteChain, Option<Routed>) {
     let start = Instant::now();
     let mut packet = *packet;
     let shared = session.shared().clone();
@@ -145,6 +212,7 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
             return (
                 error_reply(seq, status, packet.xfer),
                 shared.peer_chain.clone(),
+                None,
             );
         }
     }
@@ -170,19 +238,24 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
             &status,
             start.elapsed(),
         );
-        return (error_reply(seq, status, pull_xfer), chain);
+        return (error_reply(seq, status, pull_xfer), chain, None);
     };
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_read_pull_body(session, &mut packet).await {
+            let cost = start.elapsed();
             shared.log_call(
                 RunKind::PullServed,
                 session.remote_addr(),
                 &packet,
                 None,
                 &status,
-                start.elapsed(),
+                cost,
             );
-            return (error_reply(seq, status, pull_xfer), chain);
+            let routed = Routed {
+                pull: RoutedPull::Refused(Box::new(packet)),
+                cost,
+            };
+            return (error_reply(seq, status, pull_xfer), chain, Some(routed));
         }
     }
 
@@ -245,23 +318,35 @@ async fn answer_pull(session: &Session, packet: Box<Packet>) -> (Packet, RouteCh
         }
         Err(status) => reply.status = status,
     }
+    let cost = start.elapsed();
     shared.log_call(
         RunKind::PullServed,
         session.remote_addr(),
         pull,
         Some(&reply),
         &reply.status,
-        start.elapsed(),
+        cost,
     );
     if reply.status.is_cause_private() && !shared.config.expose_internal_errors {
         tracing::warn!(uri = %pull.uri, seq, status = %reply.status, "internal error (its cause is not shown to the caller)");
         reply.status = std::mem::take(&mut reply.status).hide_private_cause();
     }
-    (reply, chain)
+    let routed = (!chain.is_empty()).then(|| Routed {
+        pull: RoutedPull::Ran(ctx),
+        cost,
+    });
+    (reply, chain, routed)
 }
 
-/// Runs the reply write hooks of `chain` around sending `reply`.
-async fn send_reply(session: &Session, link: &Link, mut reply: Packet, chain: &RouteChain) {
+/// Runs the reply write hooks of `chain` around sending `reply`; returns
+/// the status code and body length of the reply as it was queued (or would
+/// have been, had the connection not gone).
+async fn send_reply(
+    session: &Session,
+    link: &Link,
+    mut reply: Packet,
+    chain: &RouteChain,
+) -> (i32, usize) {
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_write_reply(session, &mut reply).await {
             let xfer = std::mem::take(&mut reply.xfer);
@@ -269,20 +354,22 @@ async fn send_reply(session: &Session, link: &Link, mut reply: Packet, chain: &R
             break;
         }
     }
+    let sent = (reply.status.code(), reply.body.len());
     if let Err(status) = session.queue_on(link, &reply).await {
         if session.is_closed() || link.down.is_cancelled() {
-            return;
+            return sent;
         }
         // Boxed, as every rare path here: each served pull's future holds
         // this one's state, and a smaller future is a cheaper allocation.
         Box::pin(send_unsendable(session, link, reply, status)).await;
-        return;
+        return (jaunt_socket::code::INTERNAL_SERVER_ERROR, 0);
     }
     for plugin in chain.iter() {
         if let Err(status) = plugin.post_write_reply(session, &reply).await {
             tracing::warn!(plugin = plugin.name(), %status, "post_write_reply hook failed");
         }
     }
+    sent
 }
 
 /// The reply could not be framed (too large, unknown filter): tells the
@@ -360,13 +447,23 @@ async fn answer_push(session: Session, mut packet: Packet) -> Status {
     let chain = shared.push_chain(packet.path()).clone();
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_read_push_body(&session, &mut packet).await {
+            let cost = start.elapsed();
             shared.log_call(
                 RunKind::PushServed,
                 session.remote_addr(),
                 &packet,
                 None,
                 &status,
-                start.elapsed(),
+                cost,
+            );
+            serve_ended(
+                &session,
+                &chain,
+                RouteKind::Push,
+                &packet,
+                status.code(),
+                cost,
+                0,
             );
             return status;
         }
@@ -381,14 +478,26 @@ async fn answer_push(session: Session, mut packet: Packet) -> Status {
         Ok(()) => Status::ok(),
         Err(status) => status,
     };
+    let cost = start.elapsed();
     shared.log_call(
         RunKind::PushServed,
         ctx.session().remote_addr(),
         ctx.packet(),
         None,
         &status,
-        start.elapsed(),
+        cost,
     );
+    if !ctx.chain().is_empty() {
+        serve_ended(
+            ctx.session(),
+            ctx.chain(),
+            RouteKind::Push,
+            ctx.packet(),
+            status.code(),
+            cost,
+            0,
+        );
+    }
     status
 }
 

@@ -88,7 +88,7 @@ pub use config::{
 pub use context::{PullCtx, PushCtx};
 pub use data::SessionData;
 pub use peer::{Peer, PeerBuilder, PeerError};
-pub use plugin::{Plugin, PluginGroups, RouteKind, RoutePlugin};
+pub use plugin::{Plugin, PluginGroups, PullEnd, PullOutcome, RouteKind, RoutePlugin, ServeEnd};
 #[cfg(feature = "restart")]
 pub use restart::Inherited;
 pub use session::{Session, SessionState};

@@ -14,8 +14,17 @@
 //!
 //! A hook that returns an error status stops the chain (later plugins do not
 //! run that hook). What the error then does is documented on each hook.
+//!
+//! Two hooks are plain (not async) functions and cannot fail: the completion
+//! hooks [`Plugin::post_pull_end`] (a pull this side sent ended, however it
+//! ended) and [`RoutePlugin::post_serve_end`] (a pull or push this side
+//! routed was answered or handed to its handler). They run on the message's
+//! path, the first one also from `Drop` (a pull future the caller dropped):
+//! they must be cheap and must not block (count, record, hand off to a
+//! channel; no I/O, no waiting on a lock held across an await).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use jaunt_router::{GroupPlugin, RouteInfo};
@@ -30,6 +39,86 @@ pub enum RouteKind {
     Pull,
     /// A push route.
     Push,
+}
+
+/// How a pull this side sent ended (see [`PullEnd`]).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum PullOutcome<'a> {
+    /// Its reply came: the status it carries once the reply read hooks ran
+    /// (OK, the other side's error, or a read hook's error that replaced
+    /// it).
+    Replied(&'a Status),
+    /// It ended without a reply: its deadline passed (408), the connection
+    /// was lost or the session closed (102, also for a pull started on a
+    /// closed session), the frame could not be sent or a `pre_write_pull`
+    /// hook refused it (that status).
+    Failed(&'a Status),
+    /// The caller gave up before it ended: it dropped the pull's future or
+    /// the [`PullHandle`](crate::PullHandle), or aborted it.
+    Abandoned,
+}
+
+impl PullOutcome<'_> {
+    /// The status code of the outcome (`0` for an OK reply); `None` when
+    /// the pull was abandoned.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            PullOutcome::Replied(status) | PullOutcome::Failed(status) => Some(status.code()),
+            PullOutcome::Abandoned => None,
+        }
+    }
+}
+
+/// The end of a pull this side sent, as [`Plugin::post_pull_end`] sees it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PullEnd<'a> {
+    /// The pull's sequence number.
+    pub seq: i32,
+    /// Its uri path (without the query string).
+    pub uri: &'a str,
+    /// How it ended.
+    pub outcome: PullOutcome<'a>,
+    /// The time from the start of the pull (before its write hooks) to its
+    /// end.
+    pub cost: Duration,
+    /// Whether its frame was queued for writing (so the other side may have
+    /// seen it).
+    pub written: bool,
+    /// The length of its body as it was queued (after the write hooks; `0`
+    /// if it was not written).
+    pub request_body_len: usize,
+    /// The length of the reply's body as the caller gets it (`0` without a
+    /// reply).
+    pub reply_body_len: usize,
+}
+
+/// The end of a message this side served, as [`RoutePlugin::post_serve_end`]
+/// sees it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServeEnd<'a> {
+    /// A pull or a push.
+    pub kind: RouteKind,
+    /// Its uri path (without the query string).
+    pub uri: &'a str,
+    /// Its sequence number.
+    pub seq: i32,
+    /// A pull: the status code of the reply it was sent (after the
+    /// `pre_write_reply` hooks; 500 if the reply could not be framed). A
+    /// push: its handler's outcome, or the status of the hook that dropped
+    /// it.
+    pub code: i32,
+    /// The time the peer spent on it, as its run log line reports it: from
+    /// the moment the message was taken up (before its header hooks) to its
+    /// reply being built (a push: its handler returning).
+    pub cost: Duration,
+    /// The length of its body as the handler saw it (after the body hooks
+    /// and transfer filters, before decoding).
+    pub request_body_len: usize,
+    /// The length of the reply's body as it was queued (`0` for a push).
+    pub reply_body_len: usize,
 }
 
 /// The hooks around the messages of a route. A group plugin implements only
@@ -93,6 +182,20 @@ pub trait RoutePlugin: Send + Sync + 'static {
     async fn post_read_push_body(&self, ctx: &PushCtx) -> Result<(), Status> {
         let _ = ctx;
         Ok(())
+    }
+
+    /// A message this route's plugins saw is done: once for every served
+    /// pull whose route was found (its own or the unknown-pull fallback),
+    /// after its reply was queued, whatever the reply says (the handler's
+    /// value or error, an undecodable body, a hook's refusal after routing,
+    /// a panic); once for every routed push, after its handler returned or
+    /// a hook dropped it. Not called for messages no route took (404, or
+    /// refused by a `post_read_*_header` hook), nor for a pull whose caller
+    /// cancelled it (or whose connection was lost) before its reply.
+    ///
+    /// A plain function (not async): it must be cheap and must not block.
+    fn post_serve_end(&self, session: &Session, end: &ServeEnd<'_>) {
+        let _ = (session, end);
     }
 }
 
@@ -215,6 +318,21 @@ pub trait Plugin: RoutePlugin {
     /// The session closed (for any reason). Runs once per session.
     async fn post_disconnect(&self, session: &Session) {
         let _ = session;
+    }
+
+    /// A pull this side started on `session` ended: called exactly once for
+    /// every pull that got a sequence number (`pull`, `pull_with`,
+    /// `async_pull`, `async_pull_to`, `pull_raw` and the typed clients built
+    /// on them), however it ended (see [`PullOutcome`]): after the reply
+    /// read hooks when a reply came, before the caller gets the outcome; or
+    /// when the caller drops the pull's future or handle, from that drop.
+    /// A pull whose arguments could not be encoded never started and is not
+    /// seen.
+    ///
+    /// A plain function (not async), since it also runs from `Drop`: it
+    /// must be cheap and must not block.
+    fn post_pull_end(&self, session: &Session, end: &PullEnd<'_>) {
+        let _ = (session, end);
     }
 }
 

@@ -35,6 +35,7 @@ use crate::call::{
 use crate::config::{Handling, SlowConsumer};
 use crate::link::{in_order_worker, read_loop, Job, Link};
 use crate::peer::{Conn, PeerShared};
+use crate::plugin::{PullEnd, PullOutcome};
 use crate::redial::{self, Redial};
 use crate::{Addr, Peer, SessionData, SessionStats};
 
@@ -645,21 +646,15 @@ impl Session {
         let start = Instant::now();
         let span = self.client_span(&mut packet, timeout);
         let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
-        let seq = packet.seq;
         let rx = self.arm_pull(&mut packet, timeout);
-        let mut guard = PendingGuard {
-            session: self.clone(),
-            seq,
-            sent: false,
-            replied: false,
-        };
+        let mut guard = PendingGuard::new(self.clone(), packet, start);
         let mut turn = Some(self.inner.turns.take());
         let closed = self.is_closed();
         // The fast path: nobody ahead, no hooks, room in the queue.
         let mut frame = None;
         let plugins = &self.inner.peer.plugins;
         if !closed && plugins.is_empty() && turn.as_ref().is_some_and(|t| t.is_first()) {
-            if let Ok(encoded) = self.encode(&packet) {
+            if let Ok(encoded) = self.encode(&guard.packet) {
                 let left = match self.link_now() {
                     Some(link) => match link.try_send(encoded) {
                         Ok(()) => None,
@@ -685,7 +680,7 @@ impl Session {
         let pull = async move {
             let mut guard = guard;
             if closed {
-                return Err(Status::conn_closed("session is closed"));
+                return guard.fail_early(Status::conn_closed("session is closed"));
             }
             let exchange = async {
                 if let Some(mut turn) = turn.take() {
@@ -693,13 +688,16 @@ impl Session {
                     match frame.take() {
                         // Encoded on the fast path already; no hooks to run.
                         Some(frame) => session.live_link().await?.send(frame).await?,
-                        None => session.send_packet(&mut packet).await?,
+                        None => {
+                            session.send_packet(&mut guard.packet).await?;
+                            guard.body_len = guard.packet.body.len();
+                        }
                     }
                     turn.done();
                     guard.sent = true;
                 }
                 if !session.inner.peer.config.print_detail {
-                    packet.body = Bytes::new();
+                    guard.packet.body = Bytes::new();
                 }
                 let reply = rx
                     .await
@@ -713,7 +711,7 @@ impl Session {
                     .unwrap_or_else(|_| Err(no_reply_within(timeout))),
                 _ => exchange.await,
             };
-            session.finish_pull(&packet, reply, start.elapsed())
+            session.finish_pull(&mut guard, reply, start.elapsed())
         };
         let Some(span) = span else {
             return Either::Left(pull);
@@ -859,26 +857,21 @@ impl Session {
         timeout: Option<Duration>,
     ) -> Result<Reply, Status> {
         let start = Instant::now();
-        let seq = packet.seq;
         let rx = self.arm_pull(&mut packet, timeout);
-        let mut guard = PendingGuard {
-            session: self,
-            seq,
-            sent: false,
-            replied: false,
-        };
+        let mut guard = PendingGuard::new(self, packet, start);
         if self.is_closed() {
-            return Err(Status::conn_closed("session is closed"));
+            return guard.fail_early(Status::conn_closed("session is closed"));
         }
         let exchange = async {
-            self.send_packet(&mut packet).await?;
+            self.send_packet(&mut guard.packet).await?;
             guard.sent = true;
+            guard.body_len = guard.packet.body.len();
             // Framed and sent: the body is needed again only for the call's
             // detail log. Letting it go now means a thousand pulls in flight
             // do not keep a thousand request bodies alive (and the next
             // request reuses this one's memory while it is still in cache).
             if !self.inner.peer.config.print_detail {
-                packet.body = Bytes::new();
+                guard.packet.body = Bytes::new();
             }
             // Losing the connection or closing the session clears the
             // pending table, which drops `tx`.
@@ -897,7 +890,7 @@ impl Session {
                 .unwrap_or_else(|_| Err(no_reply_within(timeout))),
             None => exchange.await,
         };
-        self.finish_pull(&packet, reply, start.elapsed())
+        self.finish_pull(&mut guard, reply, start.elapsed())
     }
 
     /// A pull in its span, with its outcome recorded on it.
@@ -985,37 +978,44 @@ impl Session {
         rx
     }
 
-    /// A pull's end: logged, and its reply made a [`Reply`] (or its error
-    /// status the `Err`).
+    /// A pull's end: logged, the plugins' `post_pull_end` run, and its reply
+    /// made a [`Reply`] (or its error status the `Err`).
     #[inline(always)]
-    fn finish_pull(
+    fn finish_pull<S: Borrow<Session>>(
         &self,
-        packet: &Packet,
+        guard: &mut PendingGuard<S>,
         reply: Result<Box<Packet>, Status>,
         cost: Duration,
     ) -> Result<Reply, Status> {
+        let hooked = !self.inner.peer.plugins.is_empty();
         let reply = match reply {
             Ok(reply) => reply,
             Err(status) => {
                 self.inner.peer.log_call(
                     RunKind::PullSent,
                     &self.inner.remote,
-                    packet,
+                    &guard.packet,
                     None,
                     &status,
                     cost,
                 );
+                if hooked {
+                    guard.end(PullOutcome::Failed(&status), 0, cost);
+                }
                 return Err(status);
             }
         };
         self.inner.peer.log_call(
             RunKind::PullSent,
             &self.inner.remote,
-            packet,
+            &guard.packet,
             Some(&reply),
             &reply.status,
             cost,
         );
+        if hooked {
+            guard.end(PullOutcome::Replied(&reply.status), reply.body.len(), cost);
+        }
         if !reply.status.is_ok() {
             return Err(reply.status);
         }
@@ -1365,29 +1365,88 @@ fn no_reply_within(timeout: Duration) -> Status {
     Status::handle_timeout(format!("no reply within {} ms", timeout.as_millis()))
 }
 
-/// Removes a pull's pending entry however the pull ends (reply, error, or the
-/// caller dropping the future), so no memory is kept for replies that never
-/// come. `S` is `&Session` for a pull awaited in place, `Session` for one
-/// running on a task (`async_pull`).
+/// A pull from its start to its end, however it ends (reply, error, or the
+/// caller dropping the future): it owns the pull's packet, removes its
+/// pending entry, so no memory is kept for replies that never come, and
+/// makes sure the plugins' `post_pull_end` runs exactly once: at its end
+/// ([`Session::finish_pull`], or [`PendingGuard::fail_early`]) or, if the
+/// pull never got there, when the guard is dropped (abandoned). `S` is
+/// `&Session` for a pull awaited in place, `Session` for one running on a
+/// task (`async_pull`).
 struct PendingGuard<S: Borrow<Session>> {
     session: S,
-    seq: i32,
+    packet: Packet,
+    start: Instant,
     /// Whether the pull went out (so the other side may be working on it).
     sent: bool,
     /// Whether the reply came (its entry is gone already).
     replied: bool,
+    /// Whether the `post_pull_end` hooks ran.
+    ended: bool,
+    /// The body's length as it was queued (set only with plugins).
+    body_len: usize,
+}
+
+impl<S: Borrow<Session>> PendingGuard<S> {
+    fn new(session: S, packet: Packet, start: Instant) -> Self {
+        Self {
+            session,
+            packet,
+            start,
+            sent: false,
+            replied: false,
+            ended: false,
+            body_len: 0,
+        }
+    }
+
+    /// Runs the plugins' `post_pull_end` hooks (once: later calls do
+    /// nothing). Out of line: the plain pull never comes here.
+    #[inline(never)]
+    fn end(&mut self, outcome: PullOutcome<'_>, reply_body_len: usize, cost: Duration) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let session: &Session = self.session.borrow();
+        let end = PullEnd {
+            seq: self.packet.seq,
+            uri: self.packet.path(),
+            outcome,
+            cost,
+            written: self.sent,
+            request_body_len: if self.sent { self.body_len } else { 0 },
+            reply_body_len,
+        };
+        for plugin in session.inner.peer.plugins.iter() {
+            plugin.post_pull_end(session, &end);
+        }
+    }
+
+    /// The pull fails before it is sent (its session is closed).
+    fn fail_early(&mut self, status: Status) -> Result<Reply, Status> {
+        let session: &Session = self.session.borrow();
+        if !session.inner.peer.plugins.is_empty() {
+            let cost = self.start.elapsed();
+            self.end(PullOutcome::Failed(&status), 0, cost);
+        }
+        Err(status)
+    }
 }
 
 impl<S: Borrow<Session>> Drop for PendingGuard<S> {
     fn drop(&mut self) {
-        if self.replied {
-            return;
+        if !self.replied {
+            let session: &Session = self.session.borrow();
+            let seq = self.packet.seq;
+            let unanswered = session.pending().remove(&seq).is_some();
+            if unanswered && self.sent && !session.is_closed() {
+                // Abandoned (dropped or timed out): let the callee stop working.
+                session.send_cancel(seq);
+            }
         }
-        let session: &Session = self.session.borrow();
-        let unanswered = session.pending().remove(&self.seq).is_some();
-        if unanswered && self.sent && !session.is_closed() {
-            // Abandoned (dropped or timed out): let the callee stop working.
-            session.send_cancel(self.seq);
+        if !self.ended && !self.session.borrow().inner.peer.plugins.is_empty() {
+            let cost = self.start.elapsed();
+            self.end(PullOutcome::Abandoned, 0, cost);
         }
     }
 }
