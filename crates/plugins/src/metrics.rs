@@ -9,21 +9,25 @@
 //!   with a non-OK status by code (`jaunt_errors_total{uri,code}`: the
 //!   handler's error, an undecodable body, a plugin's refusal after the route
 //!   was found) and their latency (`jaunt_request_duration_seconds{uri}`),
-//!   measured from the moment the route is known (`pre_read_pull_body`,
-//!   before the body is decoded) to the moment the reply is about to be
-//!   written (`pre_write_reply`);
-//! - served pushes (`jaunt_requests_total{uri,kind="push"}`): decoded and
-//!   handed to their handler (a push has no reply, so its outcome and
-//!   duration are not seen by plugins);
-//! - as a peer plugin, the pulls this peer sends, from `pre_write_pull` to
-//!   `post_read_reply_header`: `jaunt_client_requests_total{uri}`,
-//!   `jaunt_client_errors_total{uri,code}`,
-//!   `jaunt_client_request_duration_seconds{uri}`. A pull that gets no reply
-//!   (its deadline passed first, the session closed) is not counted: no
-//!   plugin hook sees the end of such a pull;
+//!   the time the peer spent on the pull as its run log reports it (from
+//!   taking it up to its reply being built);
+//! - served pushes (`jaunt_requests_total{uri,kind="push"}`): routed, then
+//!   handed to their handler or dropped by a hook (a push has no reply; its
+//!   outcome is not counted);
+//! - as a peer plugin, every pull this peer sends, however it ends:
+//!   `jaunt_client_requests_total{uri}` counts them all;
+//!   `jaunt_client_errors_total{uri,code}` those that ended with a non-OK
+//!   status, whether the other side replied with it or it came from here
+//!   (408: its deadline passed; 102: the session closed or the connection
+//!   was lost; a send failure's or a write hook's status);
+//!   `jaunt_client_abandoned_total{uri}` those the caller gave up on (it
+//!   dropped the future or aborted the `PullHandle`), which have no status;
+//!   `jaunt_client_request_duration_seconds{uri}` the time from the start
+//!   of each pull to its end, for all but the abandoned ones (so a timed-out
+//!   pull shows as a slow one);
 //! - message body bytes in and out (`jaunt_received_body_bytes_total{kind}`,
-//!   `jaunt_sent_body_bytes_total{kind}`), as the hooks see bodies (encoded,
-//!   before transfer filters), not whole frames;
+//!   `jaunt_sent_body_bytes_total{kind}`): encoded bodies after the body
+//!   hooks, before transfer filters, not whole frames;
 //! - at each scrape of a [`MetricsEndpoint`] given the peer, the peer's
 //!   resource accounting ([`PeerStats`]) as gauges: `jaunt_sessions`,
 //!   `jaunt_handlers`, `jaunt_bytes_held` (the byte budget in use),
@@ -36,19 +40,21 @@
 //! [`Metrics::global`] records into whatever global recorder the application
 //! installed instead.
 //!
-//! Pulls that never reach a route (no handler and no fallback: 404, or
-//! refused by a `post_read_pull_header` hook) are not counted: their reply
-//! cannot be told apart by uri. The served side has only route hooks, so the
-//! plugin can be a peer plugin (every route) or a group plugin (that group's
-//! routes, and no client side). It sees the reply as the plugins before it
-//! left it: register it last to count the status that is actually sent.
+//! Everything is recorded by the peer's completion hooks: the served side in
+//! `RoutePlugin::post_serve_end` (once per routed pull, after its reply was
+//! queued, with the status actually sent; once per routed push), the client
+//! side in `Plugin::post_pull_end` (once per pull, however it ended). The
+//! plugin keeps no state per call. Served pulls that never reach a route (no
+//! handler and no fallback: 404, or refused by a `post_read_pull_header`
+//! hook) are not counted, nor is a served pull whose caller cancelled it
+//! before its reply. The served side is a route hook, so the plugin can be
+//! a peer plugin (every route, and the client side) or a group plugin (that
+//! group's routes, and no client side).
 //!
-//! The start of a pull is kept in its session's data, keyed by the plugin
-//! instance and the pull's seq, and taken back by the reply: a session that
-//! changes its id meanwhile does not lose it, and what a session leaves goes
-//! with it. At most [`Metrics::with_max_uris`] distinct uris are tracked
-//! (1000 by default); later ones are counted under [`OTHER_URI`], so a
-//! fallback route cannot be made to grow the label set without bound.
+//! At most [`Metrics::with_max_uris`] distinct uris are tracked (1000 by
+//! default); later ones are counted under [`OTHER_URI`], so a fallback route
+//! cannot be made to grow the label set without bound. A known uri's
+//! handles are found under a read lock without allocating.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -92,15 +98,16 @@
 //! # });
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use jaunt_peer::{Peer, PeerStats, Plugin, PushCtx, RoutePlugin, Session};
-use jaunt_socket::{Packet, Status};
+use jaunt_peer::{
+    Peer, PeerStats, Plugin, PullEnd, PullOutcome, RouteKind, RoutePlugin, ServeEnd, Session,
+};
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
     with_local_recorder, Unit,
@@ -108,6 +115,7 @@ use metrics::{
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
+use rustc_hash::FxHashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -121,16 +129,13 @@ pub const BUCKETS_MS: [f64; 9] = [0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 
 /// distinct uris are tracked.
 pub const OTHER_URI: &str = "_other";
 
-/// How long a sent pull's start is kept when its session holds many
-/// (see `pre_write_pull`).
-const STALE_PULL: Duration = Duration::from_secs(600);
-
 const SERVED: &str = "jaunt_requests_total";
 const SERVED_ERRORS: &str = "jaunt_errors_total";
 const SERVED_DURATION: &str = "jaunt_request_duration_seconds";
 const SENT: &str = "jaunt_client_requests_total";
 const SENT_ERRORS: &str = "jaunt_client_errors_total";
 const SENT_DURATION: &str = "jaunt_client_request_duration_seconds";
+const SENT_ABANDONED: &str = "jaunt_client_abandoned_total";
 const BODY_IN: &str = "jaunt_received_body_bytes_total";
 const BODY_OUT: &str = "jaunt_sent_body_bytes_total";
 
@@ -178,15 +183,20 @@ impl Histogram {
 /// The counts of one uri.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UriStats {
-    /// Pulls answered (served) or replied to (sent).
+    /// Served: pulls routed and answered. Sent: every pull that ended
+    /// (replied, failed here, or abandoned).
     pub pulls: u64,
-    /// Pushes handed to their handler (served only).
+    /// Pushes routed to their handler (served only).
     pub pushes: u64,
-    /// Pulls answered with a non-OK status.
+    /// Pulls that ended with a non-OK status: served, the status replied;
+    /// sent, the reply's status or a local failure's (408, 102, ...).
     pub errors: u64,
     /// Errors by status code.
     pub errors_by_code: BTreeMap<i32, u64>,
-    /// Latency of the pulls.
+    /// Sent pulls the caller gave up on (dropped or aborted) before they
+    /// ended (sent only; not in `errors`).
+    pub abandoned: u64,
+    /// Latency of the pulls (sent: all but the abandoned ones).
     pub latency: Histogram,
 }
 
@@ -195,7 +205,7 @@ pub struct UriStats {
 pub struct Snapshot {
     /// What this peer served, by uri path.
     pub per_uri: BTreeMap<String, UriStats>,
-    /// The pulls this peer sent that got a reply, by uri path.
+    /// Every pull this peer sent, however it ended, by uri path.
     pub sent: BTreeMap<String, UriStats>,
 }
 
@@ -207,27 +217,47 @@ struct UriHandles {
     served_pulls: OnceLock<metrics::Counter>,
     served_pushes: OnceLock<metrics::Counter>,
     served_duration: OnceLock<metrics::Histogram>,
+    served_errors: ErrorCounters,
     sent_pulls: OnceLock<metrics::Counter>,
     sent_duration: OnceLock<metrics::Histogram>,
+    sent_errors: ErrorCounters,
+    sent_abandoned: OnceLock<metrics::Counter>,
 }
 
-/// The pulls of a session that are being served: start time and uri, by
-/// (plugin instance, seq).
+/// One uri's error counters by status code, registered on first use.
 #[derive(Default)]
-struct Serving(HashMap<(usize, i32), (Instant, String)>);
+struct ErrorCounters(RwLock<Vec<(i32, metrics::Counter)>>);
 
-/// The pulls a session sent that wait for their reply, by (plugin
-/// instance, seq).
-#[derive(Default)]
-struct Waiting(HashMap<(usize, i32), (Instant, String)>);
+impl ErrorCounters {
+    /// The counter of `code`, registered by `make` the first time.
+    fn get(&self, code: i32, make: impl FnOnce() -> metrics::Counter) -> metrics::Counter {
+        let find = |codes: &[(i32, metrics::Counter)]| {
+            codes
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, n)| n.clone())
+        };
+        if let Some(counter) = find(&self.0.read().unwrap_or_else(|e| e.into_inner())) {
+            return counter;
+        }
+        let mut codes = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(counter) = find(&codes) {
+            return counter;
+        }
+        let counter = make();
+        codes.push((code, counter.clone()));
+        counter
+    }
+}
 
 /// The metrics plugin (name `metrics`). Share it with an `Arc` to read it
 /// while the peer runs.
 pub struct Metrics {
     max_uris: usize,
     /// Each uri's handles, registered once: a call then touches atomics,
-    /// not the recorder's registry.
-    uris: RwLock<HashMap<String, Arc<UriHandles>>>,
+    /// not the recorder's registry. (A fast hash is safe here: the table
+    /// holds at most `max_uris` entries.)
+    uris: RwLock<FxHashMap<String, Arc<UriHandles>>>,
     /// Body bytes: pulls received, replies sent, pulls sent, replies
     /// received.
     body: [OnceLock<metrics::Counter>; 4],
@@ -269,15 +299,19 @@ fn describe() {
         Unit::Seconds,
         "Time from routing a served pull to writing its reply."
     );
-    describe_counter!(SENT, "Pulls sent by this peer that got a reply, by uri.");
+    describe_counter!(SENT, "Pulls sent by this peer, however they ended, by uri.");
     describe_counter!(
         SENT_ERRORS,
-        "Pulls sent by this peer answered with a non-OK status, by uri and status code."
+        "Pulls sent by this peer that ended with a non-OK status (replied, or local: 408 deadline, 102 connection lost), by uri and status code."
     );
     describe_histogram!(
         SENT_DURATION,
         Unit::Seconds,
-        "Time from writing a pull to reading its reply."
+        "Time from starting a pull to its end (abandoned pulls left out)."
+    );
+    describe_counter!(
+        SENT_ABANDONED,
+        "Pulls sent by this peer that the caller gave up on before they ended, by uri."
     );
     describe_counter!(
         BODY_IN,
@@ -381,13 +415,23 @@ impl Metrics {
         }
     }
 
-    /// The handles of `uri`, or of [`OTHER_URI`] when the table is full.
-    fn uri(&self, uri: &str) -> Arc<UriHandles> {
-        let known = self.uris.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(handles) = known.get(uri) {
-            return handles.clone();
+    /// Runs `f` with the handles of `uri` (or of [`OTHER_URI`] when the
+    /// table is full): a known uri is found under the read lock, without
+    /// allocating or cloning.
+    fn with_uri<T>(&self, uri: &str, f: impl FnOnce(&UriHandles) -> T) -> T {
+        {
+            let known = self.uris.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(handles) = known.get(uri) {
+                return f(handles);
+            }
         }
-        drop(known);
+        f(&self.new_uri(uri))
+    }
+
+    /// Adds `uri` to the table (or finds it there, or [`OTHER_URI`] when
+    /// the table is full).
+    #[cold]
+    fn new_uri(&self, uri: &str) -> Arc<UriHandles> {
         let mut known = self.uris.write().unwrap_or_else(|e| e.into_inner());
         let label = if known.len() < self.max_uris || known.contains_key(uri) {
             uri
@@ -423,10 +467,6 @@ impl Metrics {
             .increment(n);
     }
 
-    fn key(&self) -> usize {
-        std::ptr::from_ref(self) as usize
-    }
-
     /// Sets the gauges of the peer's resource accounting: `jaunt_sessions`,
     /// `jaunt_handlers`, `jaunt_bytes_held`, `jaunt_bytes_read`,
     /// `jaunt_bytes_in_handlers`, `jaunt_bytes_queued`, and the counter
@@ -453,6 +493,7 @@ impl Metrics {
     ///   `jaunt_request_duration_seconds{uri}`;
     /// - sent: `jaunt_client_requests_total{uri}`,
     ///   `jaunt_client_errors_total{uri,code}`,
+    ///   `jaunt_client_abandoned_total{uri}`,
     ///   `jaunt_client_request_duration_seconds{uri}`;
     /// - `jaunt_received_body_bytes_total{kind}`,
     ///   `jaunt_sent_body_bytes_total{kind}` (message bodies as the hooks
@@ -482,6 +523,7 @@ impl Metrics {
             match name {
                 "requests_total" if sample.label("kind") == Some("push") => stats.pushes += n,
                 "requests_total" => stats.pulls += n,
+                "abandoned_total" => stats.abandoned += n,
                 "errors_total" => {
                     stats.errors += n;
                     let code = sample.label("code").and_then(|c| c.parse().ok());
@@ -600,107 +642,86 @@ impl RoutePlugin for Metrics {
         "metrics"
     }
 
-    async fn pre_read_pull_body(
-        &self,
-        session: &Session,
-        packet: &mut Packet,
-    ) -> Result<(), Status> {
-        let start = (Instant::now(), packet.path().to_owned());
-        let key = (self.key(), packet.seq);
-        let size = packet.body.len() as u64;
-        session
-            .data()
-            .update(|f: &mut Serving| f.0.insert(key, start));
-        self.body_bytes(0, size);
-        Ok(())
-    }
-
-    async fn pre_write_reply(&self, session: &Session, reply: &mut Packet) -> Result<(), Status> {
-        let key = (self.key(), reply.seq);
-        let Some((start, uri)) = session.data().update(|f: &mut Serving| f.0.remove(&key)) else {
-            // Never routed (404, refused by a header hook): not counted.
-            return Ok(());
-        };
-        let elapsed = start.elapsed();
-        let uri = self.uri(&uri);
-        let label = || uri.label.clone();
-        self.registered(
-            &uri.served_pulls,
-            || counter!(SERVED, "uri" => label(), "kind" => "pull"),
-        )
-        .increment(1);
-        let code = reply.status.code();
-        if code != 0 {
-            self.record(|| {
-                counter!(SERVED_ERRORS, "uri" => label(), "code" => code.to_string()).increment(1);
-            });
+    /// The served side: one routed pull answered, or one routed push.
+    fn post_serve_end(&self, _: &Session, end: &ServeEnd<'_>) {
+        self.with_uri(end.uri, |uri| {
+            let label = || uri.label.clone();
+            if end.kind == RouteKind::Push {
+                self.registered(
+                    &uri.served_pushes,
+                    || counter!(SERVED, "uri" => label(), "kind" => "push"),
+                )
+                .increment(1);
+                return;
+            }
+            self.registered(
+                &uri.served_pulls,
+                || counter!(SERVED, "uri" => label(), "kind" => "pull"),
+            )
+            .increment(1);
+            if end.code != 0 {
+                let code = end.code;
+                uri.served_errors
+                    .get(code, || {
+                        self.record(
+                            || counter!(SERVED_ERRORS, "uri" => label(), "code" => code.to_string()),
+                        )
+                    })
+                    .increment(1);
+            }
+            self.registered(
+                &uri.served_duration,
+                || histogram!(SERVED_DURATION, "uri" => label()),
+            )
+            .record(end.cost.as_secs_f64());
+        });
+        if end.kind == RouteKind::Pull {
+            self.body_bytes(0, end.request_body_len as u64);
+            self.body_bytes(1, end.reply_body_len as u64);
         }
-        self.registered(
-            &uri.served_duration,
-            || histogram!(SERVED_DURATION, "uri" => label()),
-        )
-        .record(elapsed.as_secs_f64());
-        self.body_bytes(1, reply.body.len() as u64);
-        Ok(())
-    }
-
-    async fn post_read_push_body(&self, ctx: &PushCtx) -> Result<(), Status> {
-        let uri = self.uri(ctx.path());
-        self.registered(
-            &uri.served_pushes,
-            || counter!(SERVED, "uri" => uri.label.clone(), "kind" => "push"),
-        )
-        .increment(1);
-        Ok(())
     }
 }
 
-/// The client side: pulls this peer sends, from written to replied.
+/// The client side: every pull this peer sends, at its end.
 #[async_trait]
 impl Plugin for Metrics {
-    async fn pre_write_pull(&self, session: &Session, pull: &mut Packet) -> Result<(), Status> {
-        let start = (Instant::now(), pull.path().to_owned());
-        let key = (self.key(), pull.seq);
-        let size = pull.body.len() as u64;
-        session.data().update(|f: &mut Waiting| {
-            // Pulls that never got a reply leave their start behind; past
-            // a few thousand, forget those older than any sane deadline.
-            if f.0.len() >= 4096 {
-                f.0.retain(|_, (t, _)| t.elapsed() < STALE_PULL);
+    fn post_pull_end(&self, _: &Session, end: &PullEnd<'_>) {
+        self.with_uri(end.uri, |uri| {
+            let label = || uri.label.clone();
+            self.registered(&uri.sent_pulls, || counter!(SENT, "uri" => label()))
+                .increment(1);
+            let code = match end.outcome {
+                PullOutcome::Abandoned => {
+                    self.registered(
+                        &uri.sent_abandoned,
+                        || counter!(SENT_ABANDONED, "uri" => label()),
+                    )
+                    .increment(1);
+                    return;
+                }
+                other => other.code().unwrap_or(0),
+            };
+            if code != 0 {
+                uri.sent_errors
+                    .get(code, || {
+                        self.record(
+                            || counter!(SENT_ERRORS, "uri" => label(), "code" => code.to_string()),
+                        )
+                    })
+                    .increment(1);
             }
-            f.0.insert(key, start)
+            self.registered(
+                &uri.sent_duration,
+                || histogram!(SENT_DURATION, "uri" => label()),
+            )
+            .record(end.cost.as_secs_f64());
         });
-        self.body_bytes(2, size);
-        Ok(())
-    }
-
-    async fn post_read_reply_header(
-        &self,
-        session: &Session,
-        reply: &mut Packet,
-    ) -> Result<(), Status> {
-        let key = (self.key(), reply.seq);
-        let Some((start, uri)) = session.data().update(|f: &mut Waiting| f.0.remove(&key)) else {
-            return Ok(());
-        };
-        let elapsed = start.elapsed();
-        let uri = self.uri(&uri);
-        let label = || uri.label.clone();
-        self.registered(&uri.sent_pulls, || counter!(SENT, "uri" => label()))
-            .increment(1);
-        let code = reply.status.code();
-        if code != 0 {
-            self.record(|| {
-                counter!(SENT_ERRORS, "uri" => label(), "code" => code.to_string()).increment(1);
-            });
+        if end.written {
+            self.body_bytes(2, end.request_body_len as u64);
         }
-        self.registered(
-            &uri.sent_duration,
-            || histogram!(SENT_DURATION, "uri" => label()),
-        )
-        .record(elapsed.as_secs_f64());
-        self.body_bytes(3, reply.body.len() as u64);
-        Ok(())
+        if matches!(end.outcome, PullOutcome::Replied(_)) {
+            self.body_bytes(3, end.reply_body_len as u64);
+        }
     }
 }
 
