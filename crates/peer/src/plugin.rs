@@ -23,7 +23,10 @@
 //! they must be cheap and must not block (count, record, hand off to a
 //! channel; no I/O, no waiting on a lock held across an await).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +42,30 @@ pub enum RouteKind {
     Pull,
     /// A push route.
     Push,
+}
+
+/// The future a per-message hook returns: what `#[async_trait]` makes of an
+/// `async fn` hook. Implement the hooks as `async fn` under
+/// `#[async_trait]`; this type only shows in the trait's own signatures.
+pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Status>> + Send + 'a>>;
+
+/// The outcome of a hook a plugin does not implement: ready at once and
+/// holding nothing, so boxing it does not allocate. (An `async` default
+/// would box a future holding the hook's arguments: an allocation per hook
+/// per message for every plugin, whether it implements the hook or not.)
+struct NoOp;
+
+impl Future for NoOp {
+    type Output = Result<(), Status>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The default of every per-message hook.
+fn no_op<'a>() -> HookFuture<'a> {
+    Box::pin(NoOp)
 }
 
 /// How a pull this side sent ended (see [`PullEnd`]).
@@ -137,51 +164,99 @@ pub trait RoutePlugin: Send + Sync + 'static {
     /// A pull's route is known; its body is not decoded yet and may be
     /// replaced (`packet.body`, `packet.body_codec`). An error is replied and
     /// the handler does not run.
-    async fn pre_read_pull_body(
-        &self,
-        session: &Session,
-        packet: &mut Packet,
-    ) -> Result<(), Status> {
+    fn pre_read_pull_body<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        packet: &'life2 mut Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, packet);
-        Ok(())
+        no_op()
     }
 
     /// A pull's argument was decoded; the handler runs next. An error is
     /// replied and the handler does not run.
-    async fn post_read_pull_body(&self, ctx: &PullCtx) -> Result<(), Status> {
+    fn post_read_pull_body<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 PullCtx,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = ctx;
-        Ok(())
+        no_op()
     }
 
     /// A reply is about to be written (it may be changed). An error replaces
     /// it with an error reply carrying that status.
-    async fn pre_write_reply(&self, session: &Session, reply: &mut Packet) -> Result<(), Status> {
+    fn pre_write_reply<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        reply: &'life2 mut Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, reply);
-        Ok(())
+        no_op()
     }
 
     /// A reply was queued for writing. An error is only logged.
-    async fn post_write_reply(&self, session: &Session, reply: &Packet) -> Result<(), Status> {
+    fn post_write_reply<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        reply: &'life2 Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, reply);
-        Ok(())
+        no_op()
     }
 
     /// A push's route is known; its body may be replaced. An error drops the
     /// push (logged) and the handler does not run.
-    async fn pre_read_push_body(
-        &self,
-        session: &Session,
-        packet: &mut Packet,
-    ) -> Result<(), Status> {
+    fn pre_read_push_body<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        packet: &'life2 mut Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, packet);
-        Ok(())
+        no_op()
     }
 
     /// A push's argument was decoded; the handler runs next. An error drops
     /// the push (logged).
-    async fn post_read_push_body(&self, ctx: &PushCtx) -> Result<(), Status> {
+    fn post_read_push_body<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 PushCtx,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = ctx;
-        Ok(())
+        no_op()
     }
 
     /// A message this route's plugins saw is done: once for every served
@@ -234,85 +309,167 @@ pub trait Plugin: RoutePlugin {
 
     /// A pull is about to be written (it may be changed). An error fails the
     /// pull with that status; nothing is sent.
-    async fn pre_write_pull(&self, session: &Session, pull: &mut Packet) -> Result<(), Status> {
+    fn pre_write_pull<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        pull: &'life2 mut Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, pull);
-        Ok(())
+        no_op()
     }
 
     /// A pull was queued for writing. An error is only logged.
-    async fn post_write_pull(&self, session: &Session, pull: &Packet) -> Result<(), Status> {
+    fn post_write_pull<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        pull: &'life2 Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, pull);
-        Ok(())
+        no_op()
     }
 
     /// A push is about to be written (it may be changed). An error fails the
     /// push with that status; nothing is sent.
-    async fn pre_write_push(&self, session: &Session, push: &mut Packet) -> Result<(), Status> {
+    fn pre_write_push<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        push: &'life2 mut Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, push);
-        Ok(())
+        no_op()
     }
 
     /// A push was queued for writing. An error is only logged.
-    async fn post_write_push(&self, session: &Session, push: &Packet) -> Result<(), Status> {
+    fn post_write_push<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        push: &'life2 Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, push);
-        Ok(())
+        no_op()
     }
 
     /// The session is about to wait for its next frame. An error closes the
     /// session.
-    async fn pre_read_header(&self, session: &Session) -> Result<(), Status> {
+    fn pre_read_header<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = session;
-        Ok(())
+        no_op()
     }
 
     /// A pull arrived; it is not routed yet, so the uri and meta may be
     /// rewritten. An error is replied and no handler runs.
-    async fn post_read_pull_header(
-        &self,
-        session: &Session,
-        pull: &mut Packet,
-    ) -> Result<(), Status> {
+    fn post_read_pull_header<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        pull: &'life2 mut Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, pull);
-        Ok(())
+        no_op()
     }
 
     /// A push arrived; not routed yet. An error drops the push (logged).
-    async fn post_read_push_header(
-        &self,
-        session: &Session,
-        push: &mut Packet,
-    ) -> Result<(), Status> {
+    fn post_read_push_header<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        push: &'life2 mut Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, push);
-        Ok(())
+        no_op()
     }
 
     /// A reply arrived, not yet handed to its pull. An error becomes the
     /// pull's outcome.
-    async fn post_read_reply_header(
-        &self,
-        session: &Session,
-        reply: &mut Packet,
-    ) -> Result<(), Status> {
+    fn post_read_reply_header<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        reply: &'life2 mut Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, reply);
-        Ok(())
+        no_op()
     }
 
     /// A reply's body may be replaced before the puller decodes it. An error
     /// becomes the pull's outcome.
-    async fn pre_read_reply_body(
-        &self,
-        session: &Session,
-        reply: &mut Packet,
-    ) -> Result<(), Status> {
+    fn pre_read_reply_body<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        reply: &'life2 mut Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, reply);
-        Ok(())
+        no_op()
     }
 
     /// A reply is about to be handed to its pull. An error becomes the
     /// pull's outcome.
-    async fn post_read_reply_body(&self, session: &Session, reply: &Packet) -> Result<(), Status> {
+    fn post_read_reply_body<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        session: &'life1 Session,
+        reply: &'life2 Packet,
+    ) -> HookFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = (session, reply);
-        Ok(())
+        no_op()
     }
 
     /// The session closed (for any reason). Runs once per session.

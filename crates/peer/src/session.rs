@@ -6,7 +6,7 @@
 //! one is lost, its pending pulls end with 102 and the session dials again
 //! (`redial.rs`), keeping its id and data.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, BorrowMut};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -856,14 +856,15 @@ impl Session {
         mut packet: Packet,
         timeout: Option<Duration>,
     ) -> Result<Reply, Status> {
-        let start = Instant::now();
         let rx = self.arm_pull(&mut packet, timeout);
-        let mut guard = PendingGuard::new(self, packet, start);
+        // The guard borrows the packet: moving it in would make every
+        // pull's future hold it twice.
+        let mut guard = PendingGuard::new(self, &mut packet, Instant::now());
         if self.is_closed() {
             return guard.fail_early(Status::conn_closed("session is closed"));
         }
         let exchange = async {
-            self.send_packet(&mut guard.packet).await?;
+            self.send_packet(guard.packet).await?;
             guard.sent = true;
             guard.body_len = guard.packet.body.len();
             // Framed and sent: the body is needed again only for the call's
@@ -890,7 +891,8 @@ impl Session {
                 .unwrap_or_else(|_| Err(no_reply_within(timeout))),
             None => exchange.await,
         };
-        self.finish_pull(&mut guard, reply, start.elapsed())
+        let cost = guard.start.elapsed();
+        self.finish_pull(&mut guard, reply, cost)
     }
 
     /// A pull in its span, with its outcome recorded on it.
@@ -981,9 +983,9 @@ impl Session {
     /// A pull's end: logged, the plugins' `post_pull_end` run, and its reply
     /// made a [`Reply`] (or its error status the `Err`).
     #[inline(always)]
-    fn finish_pull<S: Borrow<Session>>(
+    fn finish_pull<S: Borrow<Session>, P: BorrowMut<Packet>>(
         &self,
-        guard: &mut PendingGuard<S>,
+        guard: &mut PendingGuard<S, P>,
         reply: Result<Box<Packet>, Status>,
         cost: Duration,
     ) -> Result<Reply, Status> {
@@ -994,7 +996,7 @@ impl Session {
                 self.inner.peer.log_call(
                     RunKind::PullSent,
                     &self.inner.remote,
-                    &guard.packet,
+                    guard.packet.borrow(),
                     None,
                     &status,
                     cost,
@@ -1008,7 +1010,7 @@ impl Session {
         self.inner.peer.log_call(
             RunKind::PullSent,
             &self.inner.remote,
-            &guard.packet,
+            guard.packet.borrow(),
             Some(&reply),
             &reply.status,
             cost,
@@ -1373,9 +1375,11 @@ fn no_reply_within(timeout: Duration) -> Status {
 /// pull never got there, when the guard is dropped (abandoned). `S` is
 /// `&Session` for a pull awaited in place, `Session` for one running on a
 /// task (`async_pull`).
-struct PendingGuard<S: Borrow<Session>> {
+struct PendingGuard<S: Borrow<Session>, P: BorrowMut<Packet>> {
     session: S,
-    packet: Packet,
+    /// The pull (`&mut Packet` for a pull awaited in place, `Packet` for
+    /// one running on a task).
+    packet: P,
     start: Instant,
     /// Whether the pull went out (so the other side may be working on it).
     sent: bool,
@@ -1387,8 +1391,8 @@ struct PendingGuard<S: Borrow<Session>> {
     body_len: usize,
 }
 
-impl<S: Borrow<Session>> PendingGuard<S> {
-    fn new(session: S, packet: Packet, start: Instant) -> Self {
+impl<S: Borrow<Session>, P: BorrowMut<Packet>> PendingGuard<S, P> {
+    fn new(session: S, packet: P, start: Instant) -> Self {
         Self {
             session,
             packet,
@@ -1408,9 +1412,10 @@ impl<S: Borrow<Session>> PendingGuard<S> {
             return;
         }
         let session: &Session = self.session.borrow();
+        let packet: &Packet = self.packet.borrow();
         let end = PullEnd {
-            seq: self.packet.seq,
-            uri: self.packet.path(),
+            seq: packet.seq,
+            uri: packet.path(),
             outcome,
             cost,
             written: self.sent,
@@ -1433,11 +1438,11 @@ impl<S: Borrow<Session>> PendingGuard<S> {
     }
 }
 
-impl<S: Borrow<Session>> Drop for PendingGuard<S> {
+impl<S: Borrow<Session>, P: BorrowMut<Packet>> Drop for PendingGuard<S, P> {
     fn drop(&mut self) {
         if !self.replied {
             let session: &Session = self.session.borrow();
-            let seq = self.packet.seq;
+            let seq = self.packet.borrow().seq;
             let unanswered = session.pending().remove(&seq).is_some();
             if unanswered && self.sent && !session.is_closed() {
                 // Abandoned (dropped or timed out): let the callee stop working.
