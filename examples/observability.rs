@@ -115,8 +115,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
         refused.as_ref().err().map(Status::code)
     );
 
-    // One scrape of A's endpoint while everything runs.
-    let text = scrape(endpoint.local_addr()).await?;
+    // A scrape of A's endpoint while everything runs. (A served pull is
+    // counted just after its reply is queued, so the last one may be a
+    // moment behind the client: a few tries.)
+    let mut text = scrape(endpoint.local_addr()).await?;
+    for _ in 0..100 {
+        if sample(&text, r#"jaunt_requests_total{uri="/a/relay",kind="pull"}"#) == Some(3.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        text = scrape(endpoint.local_addr()).await?;
+    }
     println!("\n--- GET /metrics on A ---\n{text}---");
     let served = sample(&text, r#"jaunt_requests_total{uri="/a/relay",kind="pull"}"#);
     let failed = sample(&text, r#"jaunt_errors_total{uri="/a/relay",code="1001"}"#);

@@ -266,7 +266,8 @@ pub trait RoutePlugin: Send + Sync + 'static {
     /// a panic); once for every routed push, after its handler returned or
     /// a hook dropped it. Not called for messages no route took (404, or
     /// refused by a `post_read_*_header` hook), nor for a pull whose caller
-    /// cancelled it (or whose connection was lost) before its reply.
+    /// cancelled it (or whose connection was lost) before its reply. (The
+    /// caller may hold the reply a moment before this hook has run.)
     ///
     /// A plain function (not async): it must be cheap and must not block.
     fn post_serve_end(&self, session: &Session, end: &ServeEnd<'_>) {

@@ -43,8 +43,11 @@
 //! Everything is recorded by the peer's completion hooks: the served side in
 //! `RoutePlugin::post_serve_end` (once per routed pull, after its reply was
 //! queued, with the status actually sent; once per routed push), the client
-//! side in `Plugin::post_pull_end` (once per pull, however it ended). The
-//! plugin keeps no state per call. Served pulls that never reach a route (no
+//! side in `Plugin::post_pull_end` (once per pull, however it ended, before
+//! the caller gets the outcome). The plugin keeps no state per call. A
+//! served pull is counted just after its reply is queued: a caller that
+//! has its reply and scrapes at once may find the last pull not yet
+//! counted. Served pulls that never reach a route (no
 //! handler and no fallback: 404, or refused by a `post_read_pull_header`
 //! hook) are not counted, nor is a served pull whose caller cancelled it
 //! before its reply. The served side is a route hook, so the plugin can be
@@ -81,6 +84,12 @@
 //!     let _ = session.pull("/half", &n).await;
 //! }
 //!
+//! // A served pull is counted just after its reply is queued: the last
+//! // one may be a moment behind the client.
+//! let counted = || metrics.snapshot().per_uri.get("/half").map_or(0, |s| s.pulls);
+//! while counted() < 4 {
+//!     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+//! }
 //! let half = &metrics.snapshot().per_uri["/half"];
 //! assert_eq!((half.pulls, half.errors), (4, 2));
 //!

@@ -18,6 +18,27 @@ async fn within<F: Future>(body: F) -> F::Output {
         .expect("the test did not finish within 20 s")
 }
 
+/// Waits (up to 5 s) until `metrics` counts `n` served pulls in all: a
+/// pull is counted just after its reply is queued, so the caller may hold
+/// the reply a moment before.
+async fn served_pulls(metrics: &Metrics, n: u64) {
+    let total = || {
+        metrics
+            .snapshot()
+            .per_uri
+            .values()
+            .map(|s| s.pulls)
+            .sum::<u64>()
+    };
+    for _ in 0..1000 {
+        if total() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(total(), n, "served pulls counted");
+}
+
 /// How long `/slow` takes at least.
 const SLOW: Duration = Duration::from_millis(25);
 
@@ -96,6 +117,7 @@ async fn counts_are_exact() {
         let session = client.dial(&addr).await.unwrap();
 
         traffic(&session, "", &mut notes).await;
+        served_pulls(&metrics, 14).await;
 
         let snap = metrics.snapshot();
         let uris: Vec<&str> = snap.per_uri.keys().map(String::as_str).collect();
@@ -277,6 +299,7 @@ async fn prometheus_text_parses() {
 
         traffic(&session, "", &mut notes).await;
         session.pull("/we\"ird\\uri", &()).await.unwrap();
+        served_pulls(&metrics, 15).await;
 
         let text = metrics.prometheus();
         let samples = parse_prometheus(&text);
@@ -375,6 +398,7 @@ async fn as_a_group_plugin_only_that_group_counts() {
         for n in 0..4_i64 {
             session.pull("/plain/ok", &n).await.unwrap();
         }
+        served_pulls(&metrics, 14).await;
 
         let snap = metrics.snapshot();
         let uris: Vec<&str> = snap.per_uri.keys().map(String::as_str).collect();
@@ -405,8 +429,11 @@ async fn distinct_uris_are_capped() {
         let client = Peer::new(Router::new());
         let session = client.dial(&addr).await.unwrap();
 
-        for uri in ["/a", "/b", "/c", "/a", "/d"] {
+        // One at a time, counted before the next: the table fills in the
+        // order the pulls are counted.
+        for (n, uri) in ["/a", "/b", "/c", "/a", "/d"].into_iter().enumerate() {
             session.pull(uri, &()).await.unwrap();
+            served_pulls(&metrics, n as u64 + 1).await;
         }
         let snap = metrics.snapshot();
         let counts: Vec<(&str, u64)> = snap

@@ -151,6 +151,15 @@ async fn pulls_without_a_reply_and_abandoned_pulls_are_counted() {
         // 408 by the server's own deadline (their timeout travels in the
         // meta) unless the caller's cancel stopped them first. The others'
         // handlers were stopped: not counted.
+        // (A served pull is counted just after its reply is queued.)
+        assert!(
+            eventually(|| served
+                .snapshot()
+                .per_uri
+                .get("/echo")
+                .is_some_and(|s| s.pulls == REPLIED))
+            .await
+        );
         let served_snap = served.snapshot();
         assert_eq!(served_snap.per_uri["/echo"].pulls, REPLIED);
         assert_eq!(served_snap.per_uri["/echo"].errors, 0);

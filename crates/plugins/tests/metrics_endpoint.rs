@@ -131,6 +131,21 @@ async fn scraped_counts_match_the_calls_and_promtool_accepts_them() {
         for _ in 0..3 {
             assert!(session.pull("/math/fail", &()).await.is_err());
         }
+        // A served pull is counted just after its reply is queued: wait
+        // for the last one.
+        for _ in 0..1000 {
+            if served
+                .snapshot()
+                .per_uri
+                .values()
+                .map(|s| s.pulls)
+                .sum::<u64>()
+                == N as u64 + 3
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
 
         let (status, text) = http_get(server_endpoint.local_addr(), "/metrics").await;
         assert_eq!(status, "HTTP/1.1 200 OK");
