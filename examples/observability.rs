@@ -23,10 +23,20 @@
 //! ```text
 //! cargo run --example observability
 //! ```
+//!
+//! To scrape it yourself, or point a Prometheus at it, give the endpoint an
+//! address and keep it up after the checks:
+//!
+//! ```text
+//! cargo run --example observability -- --metrics-addr 127.0.0.1:9464 --linger 60
+//! curl http://127.0.0.1:9464/metrics
+//! ```
 
 use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
+
+use clap::Parser;
 
 use jaunt::prelude::*;
 use jaunt_otel::W3cPropagator;
@@ -38,6 +48,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
+
+/// One trace through three peers, and peer A's metrics on a Prometheus endpoint.
+#[derive(Parser)]
+struct Args {
+    /// Where peer A serves `GET /metrics`.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    metrics_addr: String,
+    /// Seconds to keep everything up (and `/metrics` served) after the checks.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    linger: u64,
+}
 
 /// A peer that carries trace context in its frames' meta.
 fn traced(router: Router, metrics: Option<Arc<Metrics>>) -> Result<Peer, Box<dyn Error>> {
@@ -91,6 +112,7 @@ fn the_span<'a>(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    let args = Args::parse();
     // Spans: tracing → tracing-opentelemetry → the SDK → the stdout
     // exporter (what you read) and an in-memory one (what the program
     // checks at the end).
@@ -138,7 +160,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     })?;
     let a = traced(a_routes, Some(metrics.clone()))?;
     let a_addr = a.listen("127.0.0.1:0").await?;
-    let endpoint = metrics.serve("127.0.0.1:0", Some(a.clone())).await?;
+    let endpoint = metrics.serve(&args.metrics_addr, Some(a.clone())).await?;
     println!(
         "peer B on {b_addr}, peer A on {a_addr}, A's metrics on http://{}/metrics",
         endpoint.local_addr()
@@ -176,6 +198,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .into());
     }
 
+    if args.linger > 0 {
+        println!(
+            "serving http://{}/metrics for {} s",
+            endpoint.local_addr(),
+            args.linger
+        );
+        tokio::time::sleep(Duration::from_secs(args.linger)).await;
+    }
     endpoint.stop().await;
     for peer in [client, a, a_dialer, b] {
         if !peer.shutdown(Duration::from_secs(5)).await {
