@@ -362,3 +362,104 @@ async fn what_a_closing_session_flushes_joins_the_totals() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redialing_session_keeps_counting_on_its_new_connection() {
+    within(async {
+        let (server, addr) = tcp_server(echo_router()).await;
+        let redial = jaunt_peer::RedialConfig::builder()
+            .interval(Duration::from_millis(20))
+            .max_attempts(None)
+            .build();
+        let client = Peer::builder(Router::new())
+            .config(jaunt_peer::PeerConfig::builder().redial(redial).build())
+            .build()
+            .unwrap();
+        let session = client.dial(&addr).await.unwrap();
+        let _: String = session
+            .pull("/echo", &"one")
+            .await
+            .unwrap()
+            .decode()
+            .unwrap();
+        let first = session.stats();
+        assert_eq!((first.sent_frames, first.received_frames), (1, 1));
+
+        // The server drops the connection; the client redials.
+        let mut state = session.watch_state();
+        only_session(&server).close();
+        let redialed = tokio::time::timeout(WAIT, async {
+            loop {
+                if matches!(
+                    *state.borrow_and_update(),
+                    jaunt_peer::SessionState::Connected { generation: 2 }
+                ) {
+                    break;
+                }
+                state.changed().await.unwrap();
+            }
+        })
+        .await;
+        assert!(redialed.is_ok(), "the session did not redial");
+        let _: String = session
+            .pull("/echo", &"two")
+            .await
+            .unwrap()
+            .decode()
+            .unwrap();
+        let after = session.stats();
+        assert_eq!((after.sent_frames, after.received_frames), (2, 2));
+        assert!(after.sent_bytes > first.sent_bytes);
+        // The server had two sessions; its totals hold both, and match.
+        let matched = eventually(WAIT, || {
+            let s = server.stats();
+            [
+                s.received_bytes,
+                s.received_frames,
+                s.sent_bytes,
+                s.sent_frames,
+            ] == [after.sent_bytes, 2, after.received_bytes, 2]
+        })
+        .await;
+        assert!(matched, "server {:?} vs client {:?}", server.stats(), after);
+        assert_eq!(totals(&client.stats()), wire(&after));
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_displaced_by_a_new_id_stays_in_the_totals() {
+    within(async {
+        let (server, addr) = tcp_server(echo_router()).await;
+        let Addr::Tcp(sa) = addr else { unreachable!() };
+        let mut a = TcpStream::connect(sa).await.unwrap();
+        let mut b = TcpStream::connect(sa).await.unwrap();
+        for conn in [&mut a, &mut b] {
+            conn.write_all(&echo_pull(1, "hi")).await.unwrap();
+            read_frames(conn, 1).await;
+        }
+        wait_sessions(&server, 2).await;
+        // (A sent frame counts right after its write: allow that moment.)
+        let counted = eventually(WAIT, || totals(&server.stats())[3] == 2).await;
+        assert!(counted, "{:?}", server.stats());
+        let before = totals(&server.stats());
+        assert_eq!(before[1], 2);
+        // Held here, so neither session's counters are dropped: the totals
+        // must keep the displaced one's counts by themselves.
+        let session_a = server
+            .get_session(&a.local_addr().unwrap().to_string())
+            .unwrap();
+        let session_b = server
+            .get_session(&b.local_addr().unwrap().to_string())
+            .unwrap();
+        session_b.set_id(session_a.id());
+        assert!(session_a.is_closed());
+        assert_eq!(server.session_count(), 1);
+        assert_eq!(totals(&server.stats()), before);
+        drop((a, b));
+        server.close().await;
+    })
+    .await;
+}
