@@ -367,6 +367,52 @@ mod tests {
     }
 
     #[test]
+    fn a_call_at_most_a_millisecond_behind_its_schedule_is_not_late() {
+        let rt = virtual_clock();
+        // Calls of 11 ms due every 10 ms: the second starts exactly 1 ms after it was due
+        // (the timer's resolution, not lateness), the third 2 ms after.
+        let plan = LoadPlan::new(Stop::Count(2)).rate(Some(100.0));
+        let out = rt.block_on(run(&plan, vec![Slow(Duration::from_millis(11))]));
+        assert_eq!((out.ok, out.late), (2, 0));
+        let plan = LoadPlan::new(Stop::Count(3)).rate(Some(100.0));
+        let out = rt.block_on(run(&plan, vec![Slow(Duration::from_millis(11))]));
+        assert_eq!((out.ok, out.late), (3, 1));
+    }
+
+    #[test]
+    fn every_callers_warm_up_errors_are_added_up() {
+        /// Fails every call, and lets the other callers run between calls.
+        struct Refused;
+        impl Caller for Refused {
+            async fn call(&mut self) -> Result<(), String> {
+                tokio::task::yield_now().await;
+                Err("refused".to_owned())
+            }
+        }
+        let rt = virtual_clock();
+        let plan = LoadPlan::new(Stop::Count(3)).warmup(30);
+        let out = rt.block_on(run(&plan, vec![Refused, Refused, Refused]));
+        // The three callers took turns: 10 warm-up calls each, all failed.
+        assert_eq!(out.warmup_errors, 30);
+        assert_eq!(out.errors, 3);
+    }
+
+    #[test]
+    fn a_caller_that_panics_counts_as_an_error() {
+        struct Panics;
+        impl Caller for Panics {
+            async fn call(&mut self) -> Result<(), String> {
+                panic!("a broken caller");
+            }
+        }
+        let rt = virtual_clock();
+        let out = rt.block_on(run(&LoadPlan::new(Stop::Count(1)), vec![Panics]));
+        assert_eq!((out.ok, out.errors), (0, 1));
+        let first = out.first_error.unwrap_or_default();
+        assert!(first.starts_with("caller task failed"), "{first}");
+    }
+
+    #[test]
     fn distinct_errors_are_capped() {
         struct Numbered(u64);
         impl Caller for Numbered {
