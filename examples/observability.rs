@@ -4,32 +4,61 @@
 //! A client pulls `/a/relay` on peer A, whose handler pulls `/b/leaf` on
 //! peer B (client → A → B). Every peer has a [`W3cPropagator`], so the call's
 //! trace context travels in the frames' meta, and the spans go through
-//! `tracing-opentelemetry` to the OpenTelemetry SDK (here its in-memory
-//! exporter: the program prints the spans itself; docs/observability.md
-//! says how to send them to a collector with OTLP instead).
+//! `tracing-opentelemetry` to the OpenTelemetry SDK, whose stdout exporter
+//! prints each span as it ends (docs/observability.md says how to send them
+//! to a collector with OTLP instead). The client's three pulls run inside
+//! one span of the program's own, `demo`, so every span printed belongs to
+//! one trace: `demo`, and for each pull the client's span, A's server span,
+//! A's client span to B and B's server span. (Only call spans and `demo`
+//! are exported: session spans start traces of their own.)
 //!
 //! Peer A also has the [`Metrics`] plugin and serves `GET /metrics` while
 //! the program runs; the program scrapes it once over HTTP and prints it.
 //!
-//! It exits non-zero if the four spans of the relayed pull do not share one
-//! trace id, or the scrape fails or does not count the calls made. Run it
-//! from the workspace root:
+//! It checks what it printed (a second, in-memory exporter gets the same
+//! spans) and exits non-zero if the 13 spans do not share one trace id, a
+//! span's parent is not the one the call path gives it, or the scrape fails
+//! or does not count the calls made. Run it from the workspace root:
 //!
 //! ```text
 //! cargo run --example observability
+//! ```
+//!
+//! To scrape it yourself, or point a Prometheus at it, give the endpoint an
+//! address and keep it up after the checks:
+//!
+//! ```text
+//! cargo run --example observability -- --metrics-addr 127.0.0.1:9464 --linger 60
+//! curl http://127.0.0.1:9464/metrics
 //! ```
 
 use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
+
 use jaunt::prelude::*;
 use jaunt_otel::W3cPropagator;
 use jaunt_plugins::metrics::Metrics;
-use opentelemetry::trace::{SpanKind, TracerProvider as _};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::Resource;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::Instrument;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+
+/// One trace through three peers, and peer A's metrics on a Prometheus endpoint.
+#[derive(Parser)]
+struct Args {
+    /// Where peer A serves `GET /metrics`.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    metrics_addr: String,
+    /// Seconds to keep everything up (and `/metrics` served) after the checks.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    linger: u64,
+}
 
 /// A peer that carries trace context in its frames' meta.
 fn traced(router: Router, metrics: Option<Arc<Metrics>>) -> Result<Peer, Box<dyn Error>> {
@@ -62,15 +91,49 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The one span in `spans` with this name and kind.
+fn the_span<'a>(
+    spans: &[&'a SpanData],
+    name: &str,
+    kind: &SpanKind,
+) -> Result<&'a SpanData, String> {
+    let found: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == name && s.span_kind == *kind)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        _ => Err(format!(
+            "{} {kind:?} spans named {name}, not 1",
+            found.len()
+        )),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    // Spans: tracing → tracing-opentelemetry → the SDK → an exporter.
-    let exporter = InMemorySpanExporter::default();
+    let args = Args::parse();
+    // Spans: tracing → tracing-opentelemetry → the SDK → the stdout
+    // exporter (what you read) and an in-memory one (what the program
+    // checks at the end).
+    let checked = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
+        .with_simple_exporter(opentelemetry_stdout::SpanExporter::default())
+        .with_simple_exporter(checked.clone())
+        .with_resource(
+            Resource::builder()
+                .with_service_name("jaunt-observability")
+                .build(),
+        )
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("observability")));
+    let calls_only = filter_fn(|meta| {
+        meta.is_span() && matches!(meta.name(), "jaunt.client" | "jaunt.server" | "demo")
+    });
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("observability"))
+            .with_filter(calls_only),
+    );
     tracing::subscriber::set_global_default(subscriber)?;
 
     // B: the leaf.
@@ -97,19 +160,26 @@ async fn main() -> Result<(), Box<dyn Error>> {
     })?;
     let a = traced(a_routes, Some(metrics.clone()))?;
     let a_addr = a.listen("127.0.0.1:0").await?;
-    let endpoint = metrics.serve("127.0.0.1:0", Some(a.clone())).await?;
+    let endpoint = metrics.serve(&args.metrics_addr, Some(a.clone())).await?;
     println!(
         "peer B on {b_addr}, peer A on {a_addr}, A's metrics on http://{}/metrics",
         endpoint.local_addr()
     );
 
-    // The client: one traced pull through A to B, then two more, one failing.
+    // The client: three pulls through A to B in one `demo` span, one of
+    // them failing at B. The stdout exporter prints each span as it ends.
+    println!("\n--- the spans, as the stdout exporter prints them ---");
     let client = traced(Router::new(), None)?;
     let session = client.dial(&a_addr).await?;
-    let reply: i64 = session.pull("/a/relay", &41i64).await?.decode()?;
-    println!("client → A → B: 41 + 1 = {reply}");
-    session.pull("/a/relay", &1i64).await?;
-    let refused = session.pull("/a/relay", &-1i64).await;
+    let (reply, refused) = async {
+        let reply: i64 = session.pull("/a/relay", &41i64).await?.decode()?;
+        session.pull("/a/relay", &1i64).await?;
+        let refused = session.pull("/a/relay", &-1i64).await;
+        Ok::<_, Status>((reply, refused))
+    }
+    .instrument(tracing::info_span!("demo"))
+    .await?;
+    println!("---\nclient → A → B: 41 + 1 = {reply}");
     println!(
         "a negative number: {:?}",
         refused.as_ref().err().map(Status::code)
@@ -137,55 +207,92 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .into());
     }
 
+    if args.linger > 0 {
+        println!(
+            "serving http://{}/metrics for {} s",
+            endpoint.local_addr(),
+            args.linger
+        );
+        tokio::time::sleep(Duration::from_secs(args.linger)).await;
+    }
     endpoint.stop().await;
     for peer in [client, a, a_dialer, b] {
         if !peer.shutdown(Duration::from_secs(5)).await {
             return Err("a peer did not shut down in 5 s".into());
         }
     }
+    provider.force_flush()?;
 
-    // The first pull's spans: the client's, A's (server, then its client
-    // span to B) and B's.
-    let spans = exporter.get_finished_spans()?;
-    let root = spans
+    // What was printed: one trace, and each span's parent the one the call
+    // path gives it.
+    let spans = checked.get_finished_spans()?;
+    let demo = spans
+        .iter()
+        .find(|s| s.name == "demo")
+        .ok_or("no demo span")?;
+    let trace = demo.span_context.trace_id();
+    let strays = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() != trace)
+        .count();
+    if strays > 0 || spans.len() != 13 {
+        return Err(format!(
+            "{} spans printed, {strays} outside trace {trace}; want 13 in that trace",
+            spans.len()
+        )
+        .into());
+    }
+    // The first pull's four spans: the earliest client span, and the spans
+    // that descend from it.
+    let first = spans
         .iter()
         .filter(|s| s.name == "a/relay" && s.span_kind == SpanKind::Client)
         .min_by_key(|s| s.start_time)
         .ok_or("no client span for a/relay")?;
-    let trace = root.span_context.trace_id();
-    let in_trace: Vec<_> = spans
-        .iter()
-        .filter(|s| s.span_context.trace_id() == trace)
-        .collect();
-    println!("\nthe spans of trace {trace}:");
-    for span in &in_trace {
-        println!(
-            "  {:<8} {:<10} span {} parent {}",
-            format!("{:?}", span.span_kind),
-            span.name,
-            span.span_context.span_id(),
-            span.parent_span_id
-        );
+    let mut chain: Vec<&SpanData> = vec![first];
+    let mut parents = vec![first.span_context.span_id()];
+    while let Some(child) = spans.iter().find(|s| {
+        parents.contains(&s.parent_span_id) && !chain.iter().any(|c| std::ptr::eq(*c, *s))
+    }) {
+        chain.push(child);
+        parents.push(child.span_context.span_id());
     }
-    let expected = [
-        ("a/relay", SpanKind::Client),
-        ("a/relay", SpanKind::Server),
-        ("b/leaf", SpanKind::Client),
-        ("b/leaf", SpanKind::Server),
+    let links = [
+        (("a/relay", SpanKind::Client), None),
+        (
+            ("a/relay", SpanKind::Server),
+            Some(("a/relay", SpanKind::Client)),
+        ),
+        (
+            ("b/leaf", SpanKind::Client),
+            Some(("a/relay", SpanKind::Server)),
+        ),
+        (
+            ("b/leaf", SpanKind::Server),
+            Some(("b/leaf", SpanKind::Client)),
+        ),
     ];
-    for (name, kind) in &expected {
-        let n = in_trace
-            .iter()
-            .filter(|s| s.name == *name && s.span_kind == *kind)
-            .count();
-        if n != 1 {
-            return Err(format!("trace {trace} has {n} {kind:?} spans {name}, not 1").into());
+    for ((name, kind), parent) in &links {
+        let span = the_span(&chain, name, kind)?;
+        let want: SpanId = match parent {
+            Some((pname, pkind)) => the_span(&chain, pname, pkind)?.span_context.span_id(),
+            None => demo.span_context.span_id(),
+        };
+        if span.parent_span_id != want {
+            return Err(format!(
+                "{kind:?} span {name}: parent {}, want {want}",
+                span.parent_span_id
+            )
+            .into());
         }
     }
-    if in_trace.len() != expected.len() {
-        return Err(format!("trace {trace} has {} spans, not 4", in_trace.len()).into());
+    if chain.len() != links.len() {
+        return Err(format!("the first pull has {} spans, not 4", chain.len()).into());
     }
+    println!(
+        "\n13 spans printed, all of trace {trace}: demo, then per pull client → A (server, client) → B;"
+    );
+    println!("the scrape counted every call");
     provider.shutdown()?;
-    println!("\none trace id through client → A → B; the scrape counted every call");
     Ok(())
 }

@@ -24,6 +24,7 @@
 //! assert_eq!(reply.encoded_len(), REPLY_LEN);
 //! ```
 
+pub mod child_server;
 pub mod echo;
 pub mod load;
 

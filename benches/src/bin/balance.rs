@@ -25,13 +25,13 @@
 //! under `valgrind --tool=callgrind` (the servers are child processes callgrind does not
 //! follow, so the counts are the client's).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use jaunt::{codec_ids, Pb, Peer, PullOptions, Reply, Router, Session, Status};
+use jaunt_benches::child_server::ChildServer;
 use jaunt_benches::load::{self, Caller, LoadPlan, Stop};
 use jaunt_benches::{benchmark_message, echo, BenchmarkMessage, BENCH_URI};
 use jaunt_tower::{PullRequest, SessionService};
@@ -186,29 +186,6 @@ impl Caller for Hand {
     }
 }
 
-/// Starts `balance serve` and returns it with the address it listens on.
-fn start_server() -> Result<(Child, String), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start a server: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    match line.trim().strip_prefix("LISTENING ") {
-        Some(addr) => Ok((child, addr.to_owned())),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(format!("a server said {line:?}"))
-        }
-    }
-}
-
 /// One round of `n` calls of `kind` from `c` callers; calls/s.
 async fn round(kind: Kind, n: u64, c: usize, sessions: &[Session]) -> Result<f64, String> {
     let plan = LoadPlan::new(Stop::Count(n));
@@ -347,29 +324,12 @@ fn main() -> ExitCode {
         });
     }
     let opts = Opts::parse();
-    let mut servers = Vec::new();
-    let mut addrs = Vec::new();
-    let mut failed = None;
-    for _ in 0..3 {
-        match start_server() {
-            Ok((child, addr)) => {
-                servers.push(child);
-                addrs.push(addr);
-            }
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
-        }
-    }
-    let result = match failed {
-        Some(e) => Err(e),
-        None => load::runtime(opts.threads as usize).block_on(measure(&opts, &addrs)),
-    };
-    for mut server in servers {
-        let _ = server.kill();
-        let _ = server.wait();
-    }
+    // Three server processes, one echo server each.
+    let servers: Result<Vec<_>, _> = (0..3).map(|_| ChildServer::start(1)).collect();
+    let result = servers.and_then(|servers| {
+        let addrs: Vec<String> = servers.iter().map(|s| s.addrs[0].clone()).collect();
+        load::runtime(opts.threads as usize).block_on(measure(&opts, &addrs))
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

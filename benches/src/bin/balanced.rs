@@ -18,14 +18,14 @@
 //! `--only direct` or `--only balanced` runs one kind alone with one caller and no warm-up
 //! rounds: for counting instructions under `valgrind --tool=callgrind`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jaunt::service::Stub;
 use jaunt::{codec_ids, Pb, Peer, PullCtx, Router, Session, Status};
-use jaunt_benches::load::{self, Caller, LoadPlan, Stop};
+use jaunt_benches::child_server::{calls_per_second as round, ChildServer};
+use jaunt_benches::load::{self, Caller};
 use jaunt_benches::{benchmark_message, echo, BenchmarkMessage};
 use jaunt_cluster::client::Balanced;
 use jaunt_cluster::discovery::StaticList;
@@ -99,42 +99,6 @@ enum Serve {
 enum Kind {
     Direct,
     Balanced,
-}
-
-/// Starts `balanced serve` and returns it with the three addresses it listens on.
-fn start_servers() -> Result<(std::process::Child, Vec<String>), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the servers: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let mut addrs = Vec::new();
-    for _ in 0..3 {
-        let line = lines
-            .next()
-            .ok_or("the servers exited")?
-            .map_err(|e| e.to_string())?;
-        let addr = line
-            .trim()
-            .strip_prefix("LISTENING ")
-            .ok_or(format!("the servers said {line:?}"))?;
-        addrs.push(addr.to_owned());
-    }
-    Ok((child, addrs))
-}
-
-async fn round<C: Caller>(n: u64, callers: Vec<C>) -> Result<f64, String> {
-    let outcome = load::run(&LoadPlan::new(Stop::Count(n)), callers).await;
-    if outcome.errors > 0 {
-        return Err(format!(
-            "{} errors, first: {:?}",
-            outcome.errors, outcome.first_error
-        ));
-    }
-    Ok(outcome.ok as f64 / outcome.elapsed.as_secs_f64())
 }
 
 async fn measure(args: &Args, addrs: &[String]) -> Result<(), String> {
@@ -258,7 +222,7 @@ fn main() -> ExitCode {
         eprintln!("balanced: -n, -c, --pool and --rounds must be at least 1");
         return ExitCode::from(2);
     }
-    let (mut servers, addrs) = match start_servers() {
+    let servers = match ChildServer::start(3) {
         Ok(started) => started,
         Err(e) => {
             eprintln!("balanced: {e}");
@@ -266,9 +230,8 @@ fn main() -> ExitCode {
         }
     };
     let runtime = load::runtime(1);
-    let result = runtime.block_on(measure(&args, &addrs));
-    let _ = servers.kill();
-    let _ = servers.wait();
+    let result = runtime.block_on(measure(&args, &servers.addrs));
+    drop(servers);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -19,13 +19,13 @@
 //! rounds: for counting instructions under `valgrind --tool=callgrind`, which is
 //! repeatable where timings are not.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use jaunt::{codec_ids, Pb, Peer, PullCtx, PullOptions, Router, Session, Status};
-use jaunt_benches::load::{self, parse_count, Caller, LoadPlan, Stop};
+use jaunt_benches::child_server::{calls_per_second as round, ChildServer};
+use jaunt_benches::load::{self, parse_count, Caller};
 use jaunt_benches::{benchmark_message, echo, BenchmarkMessage, BENCH_URI};
 
 /// The echo route as a typed service: `/bench/echo`, the uri the raw callers pull.
@@ -138,39 +138,6 @@ fn positive(text: &str) -> Result<usize, String> {
     positive_u64(text).map(|n| n as usize)
 }
 
-/// Starts `typed serve` and returns it with the address it listens on.
-fn start_server() -> Result<(std::process::Child, String), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the server: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    let addr = line
-        .trim()
-        .strip_prefix("LISTENING ")
-        .ok_or(format!("the server said {line:?}"))?
-        .to_owned();
-    Ok((child, addr))
-}
-
-async fn round<C: Caller>(n: u64, callers: Vec<C>) -> Result<f64, String> {
-    let plan = LoadPlan::new(Stop::Count(n));
-    let outcome = load::run(&plan, callers).await;
-    if outcome.errors > 0 {
-        return Err(format!(
-            "{} errors, first: {:?}",
-            outcome.errors, outcome.first_error
-        ));
-    }
-    Ok(outcome.ok as f64 / outcome.elapsed.as_secs_f64())
-}
-
 async fn measure(opts: &Opts, addr: &str) -> Result<(), String> {
     let peer = Peer::new(Router::new());
     let mut sessions = Vec::new();
@@ -280,7 +247,7 @@ fn main() -> ExitCode {
         });
     }
     let opts = cli.opts;
-    let (mut server, addr) = match start_server() {
+    let server = match ChildServer::start(1) {
         Ok(started) => started,
         Err(e) => {
             eprintln!("typed: {e}");
@@ -288,9 +255,8 @@ fn main() -> ExitCode {
         }
     };
     let runtime = load::runtime(1);
-    let result = runtime.block_on(measure(&opts, &addr));
-    let _ = server.kill();
-    let _ = server.wait();
+    let result = runtime.block_on(measure(&opts, &server.addrs[0]));
+    drop(server);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

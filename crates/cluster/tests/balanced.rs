@@ -25,6 +25,9 @@ trait Who {
     async fn slow_once(&self, ctx: &PullCtx, ms: u64) -> Result<String, Status>;
     /// Counted by the server.
     async fn note(&self, ctx: &PushCtx, text: String);
+    /// The server's name, or, if `lost`, status 102 as a relay answers when its own
+    /// backend's connection is gone.
+    async fn relay(&self, ctx: &PullCtx, lost: bool) -> Result<String, Status>;
 }
 
 struct Named {
@@ -51,6 +54,12 @@ impl Who for Named {
     }
     async fn note(&self, _: &PushCtx, _: String) {
         self.notes.fetch_add(1, Ordering::Relaxed);
+    }
+    async fn relay(&self, _: &PullCtx, lost: bool) -> Result<String, Status> {
+        if lost {
+            return Err(Status::conn_closed("backend connection lost"));
+        }
+        Ok(self.name.clone())
     }
 }
 
@@ -662,4 +671,31 @@ async fn failover_stops_when_the_retry_budget_is_spent() {
         "every pull a held was resent or refused"
     );
     assert_eq!(ok + spent, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_that_works_clears_the_failures_before_it() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let server = Server::start("a");
+    // Two connection-loss answers in a row eject the instance.
+    let balanced = Balanced::builder("who", StaticList::new([server.instance()]))
+        .pool_size(1)
+        .ejection(fast_ejection())
+        .build()
+        .await
+        .unwrap();
+    assert!(balanced.wait_connected(Duration::from_secs(5)).await);
+    let who = WhoClient::new(balanced.clone());
+    let ejected = || balanced.endpoints()[0].ejected;
+
+    // Lost, worked, lost: never two in a row, so never ejected.
+    let lost = who.relay(true).await.unwrap_err();
+    assert_eq!(lost.code(), code::CONN_CLOSED, "{lost}");
+    assert_eq!(who.relay(false).await.unwrap(), "a");
+    who.relay(true).await.unwrap_err();
+    assert!(!ejected(), "{:?}", balanced.endpoints());
+    // A second loss in a row ejects it (the rule is live, the session is fine).
+    who.relay(true).await.unwrap_err();
+    assert!(ejected(), "{:?}", balanced.endpoints());
+    assert_eq!(server.sessions(), 1);
 }

@@ -4,9 +4,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Barrier;
+// tokio's clock (the system's, unless a test pauses it): a test can then run a timed plan
+// in virtual time and get exact figures.
+use tokio::time::Instant;
 
 use crate::latencies::Latencies;
 use crate::plan::{LoadPlan, Stop};
@@ -146,7 +149,7 @@ pub async fn run<C: Caller>(plan: &LoadPlan, callers: Vec<C>) -> Outcome {
     shared.go.wait().await;
     let progress = plan
         .progress
-        .then(|| Progress::start(plan.stop, shared.clone_done(), start));
+        .then(|| Progress::start(plan.stop, shared.clone_done(), start.into_std()));
 
     let mut outcome = Outcome::default();
     let mut last = start;
@@ -237,7 +240,7 @@ async fn drive<C: Caller>(
     while let Some(due) = shared.next_ticket(start) {
         let origin = match due {
             Some(due) if Instant::now() < due => {
-                tokio::time::sleep_until(due.into()).await;
+                tokio::time::sleep_until(due).await;
                 Instant::now()
             }
             Some(due) => {
@@ -310,50 +313,103 @@ mod tests {
         }
     }
 
+    /// A runtime on a paused clock: time moves only when every task waits for a timer, and
+    /// then straight to the next one, so timed plans give exact figures however busy the
+    /// machine is.
+    fn virtual_clock() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a current-thread runtime")
+    }
+
     #[test]
     fn a_duration_run_stops_on_time() {
-        let rt = crate::runtime(1);
+        let rt = virtual_clock();
         let plan = LoadPlan::new(Stop::Duration(Duration::from_millis(300)));
         let out = rt.block_on(run(&plan, vec![Slow(Duration::from_millis(10))]));
-        assert!(
-            out.elapsed >= Duration::from_millis(300),
-            "{:?}",
-            out.elapsed
-        );
-        assert!(
-            out.elapsed < Duration::from_millis(600),
-            "{:?}",
-            out.elapsed
-        );
-        assert!((10..=30).contains(&out.ok), "{}", out.ok);
+        // Calls start at 0, 10, .. 290 ms; at 300 ms the run is over.
+        assert_eq!(out.elapsed, Duration::from_millis(300));
+        assert_eq!(out.ok, 30);
     }
 
     #[test]
     fn an_open_loop_keeps_its_rate_when_the_server_keeps_up() {
-        let rt = crate::runtime(1);
+        let rt = virtual_clock();
         // 100 calls/s for 0.5 s: 50 calls, each of 2 ms, on 4 callers.
         let plan = LoadPlan::new(Stop::Duration(Duration::from_millis(500))).rate(Some(100.0));
         let callers = (0..4).map(|_| Slow(Duration::from_millis(2))).collect();
         let out = rt.block_on(run(&plan, callers));
         assert_eq!(out.ok, 50);
         assert_eq!(out.late, 0);
-        // Timed from their start: about 2 ms each, not their wait for the schedule.
-        assert!(out.latencies.quantile_ns(0.5) < 8_000_000);
+        // Timed from their start: 2 ms each, not their wait for the schedule.
+        let max_us = out.latencies.max_ns() / 1000;
+        assert!((2000..=2002).contains(&max_us), "{max_us} us");
+        // The last call was due at 490 ms and took 2.
+        assert_eq!(out.elapsed, Duration::from_millis(492));
     }
 
     #[test]
     fn an_open_loop_counts_the_wait_of_calls_that_could_not_start_on_time() {
-        let rt = crate::runtime(1);
+        let rt = virtual_clock();
         // One caller, calls of 50 ms, due every 10 ms: a closed loop would report 50 ms for
         // each; the calls really waited longer and longer for their turn.
         let plan = LoadPlan::new(Stop::Count(10)).rate(Some(100.0));
         let out = rt.block_on(run(&plan, vec![Slow(Duration::from_millis(50))]));
         assert_eq!(out.ok, 10);
-        assert!(out.late >= 8, "{}", out.late);
-        // The last call was due at 90 ms and ended at about 500 ms.
+        // Call i is due at 10·i ms and starts at 50·i: all but the first start late.
+        assert_eq!(out.late, 9);
+        // ... and each is timed from when it was due: 50 + 40·i ms, up to 410 ms.
         let max_ms = out.latencies.max_ns() / 1_000_000;
-        assert!(max_ms >= 380, "{max_ms} ms");
-        assert!(out.latencies.quantile_ns(0.1) / 1_000_000 >= 45);
+        assert!((410..=411).contains(&max_ms), "{max_ms} ms");
+        assert_eq!(out.latencies.quantile_ns(0.1) / 1_000_000, 50);
+    }
+
+    #[test]
+    fn a_call_at_most_a_millisecond_behind_its_schedule_is_not_late() {
+        let rt = virtual_clock();
+        // Calls of 11 ms due every 10 ms: the second starts exactly 1 ms after it was due
+        // (the timer's resolution, not lateness), the third 2 ms after.
+        let plan = LoadPlan::new(Stop::Count(2)).rate(Some(100.0));
+        let out = rt.block_on(run(&plan, vec![Slow(Duration::from_millis(11))]));
+        assert_eq!((out.ok, out.late), (2, 0));
+        let plan = LoadPlan::new(Stop::Count(3)).rate(Some(100.0));
+        let out = rt.block_on(run(&plan, vec![Slow(Duration::from_millis(11))]));
+        assert_eq!((out.ok, out.late), (3, 1));
+    }
+
+    #[test]
+    fn every_callers_warm_up_errors_are_added_up() {
+        /// Fails every call, and lets the other callers run between calls.
+        struct Refused;
+        impl Caller for Refused {
+            async fn call(&mut self) -> Result<(), String> {
+                tokio::task::yield_now().await;
+                Err("refused".to_owned())
+            }
+        }
+        let rt = virtual_clock();
+        let plan = LoadPlan::new(Stop::Count(3)).warmup(30);
+        let out = rt.block_on(run(&plan, vec![Refused, Refused, Refused]));
+        // The three callers took turns: 10 warm-up calls each, all failed.
+        assert_eq!(out.warmup_errors, 30);
+        assert_eq!(out.errors, 3);
+    }
+
+    #[test]
+    fn a_caller_that_panics_counts_as_an_error() {
+        struct Panics;
+        impl Caller for Panics {
+            async fn call(&mut self) -> Result<(), String> {
+                panic!("a broken caller");
+            }
+        }
+        let rt = virtual_clock();
+        let out = rt.block_on(run(&LoadPlan::new(Stop::Count(1)), vec![Panics]));
+        assert_eq!((out.ok, out.errors), (0, 1));
+        let first = out.first_error.unwrap_or_default();
+        assert!(first.starts_with("caller task failed"), "{first}");
     }
 
     #[test]

@@ -3,11 +3,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::wire::{WireCount, WireTotals};
 use crate::Session;
 
 #[derive(Default)]
 pub(crate) struct Hub {
     map: RwLock<HashMap<Arc<str>, Session>>,
+    /// What the sessions that left the hub carried (`wire.rs`): a session's
+    /// counts are folded in, under the write lock, as it leaves.
+    pub(crate) gone: Arc<WireTotals>,
 }
 
 impl Hub {
@@ -22,8 +26,13 @@ impl Hub {
     /// Adds a session under its id; a different session that held the id is
     /// returned for the caller to close (outside the lock).
     pub(crate) fn insert(&self, session: &Session) -> Option<Session> {
-        let old = self.write().insert(session.id(), session.clone());
-        old.filter(|old| !old.ptr_eq(session))
+        let mut map = self.write();
+        let old = map.insert(session.id(), session.clone());
+        let displaced = old.filter(|old| !old.ptr_eq(session));
+        if let Some(displaced) = &displaced {
+            displaced.limits().wire.fold();
+        }
+        displaced
     }
 
     /// Removes the session if it is the one registered under its id.
@@ -32,6 +41,7 @@ impl Hub {
         let id = session.id();
         if map.get(&id).is_some_and(|s| s.ptr_eq(session)) {
             map.remove(&id);
+            session.limits().wire.fold();
         }
     }
 
@@ -51,8 +61,13 @@ impl Hub {
         }
         set();
         if registered {
-            map.insert(new_id, session.clone())
-                .filter(|s| !s.ptr_eq(session))
+            let displaced = map
+                .insert(new_id, session.clone())
+                .filter(|s| !s.ptr_eq(session));
+            if let Some(displaced) = &displaced {
+                displaced.limits().wire.fold();
+            }
+            displaced
         } else {
             None
         }
@@ -64,6 +79,23 @@ impl Hub {
 
     pub(crate) fn all(&self) -> Vec<Session> {
         self.read().values().cloned().collect()
+    }
+
+    /// The live sessions (each with its wire counts) and the wire totals
+    /// over every session the hub had, read under one lock so that a session
+    /// leaving meanwhile is counted once.
+    pub(crate) fn all_with_wire(&self) -> (Vec<(Session, WireCount)>, WireCount) {
+        let map = self.read();
+        let mut total = self.gone.load();
+        let sessions = map
+            .values()
+            .map(|session| {
+                let count = session.limits().wire.load();
+                total.add(count);
+                (session.clone(), count)
+            })
+            .collect();
+        (sessions, total)
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -73,6 +73,7 @@ mod timer;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod turns;
+mod wire;
 mod writer;
 
 pub use addr::{Addr, AddrParseError, ToAddr};

@@ -219,7 +219,7 @@ impl Link {
             slot.send(Queued::new(owned(&frame), &self.limits));
             return Ok(());
         };
-        match direct.attempt(&frame) {
+        match direct.attempt(&frame, &self.limits.wire) {
             // The unused slot goes back to the queue.
             Ok(Attempt::Written) => Ok(()),
             // Nothing of it went out and the queue has no room for its bytes.
@@ -249,6 +249,9 @@ impl Link {
     /// One of the link's tasks ended; the last one fires `finished`.
     fn task_ended(&self) {
         if self.tasks_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // What a closed session wrote while closing joins the peer's
+            // totals now.
+            self.limits.wire.settle();
             self.finished.cancel();
         }
     }
@@ -380,10 +383,18 @@ async fn write_batch(
     frames: usize,
     limit: Option<Duration>,
 ) -> std::io::Result<()> {
+    let wire = &link.limits.wire;
     let write = async {
         match (&link.direct, other) {
-            (Some(direct), _) => direct.write_queued(batch, frames).await,
-            (None, Some(other)) => write_all(other, batch).await,
+            (Some(direct), _) => direct.write_queued(batch, frames, wire).await,
+            (None, Some(other)) => {
+                write_all(other, batch).await?;
+                // A stream that is not a socket (TLS) is counted once it
+                // took the whole batch.
+                wire.sent_bytes(batch.len());
+                wire.sent_frames(frames);
+                Ok(())
+            }
             (None, None) => Ok(()),
         }
     };

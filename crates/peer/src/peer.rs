@@ -826,7 +826,10 @@ impl Peer {
 
     /// What the peer holds now, from its resource accounting: sessions,
     /// handlers running, bytes held on the sessions' behalf (by kind, and
-    /// the peak), frames dropped. See `PeerConfig::max_peer_memory`.
+    /// the peak), frames dropped, pending pulls, the largest of these one
+    /// session has; and the bytes and frames every session carried since the
+    /// peer started (these totals never go backwards). See
+    /// `PeerConfig::max_peer_memory` and [`PeerStats`].
     ///
     /// ```
     /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
@@ -835,12 +838,27 @@ impl Peer {
     /// let server = Peer::new(Router::new());
     /// let stats = server.stats();
     /// assert_eq!((stats.sessions, stats.handlers, stats.bytes_held), (0, 0, 0));
+    ///
+    /// let addr = server.listen("127.0.0.1:0").await.unwrap();
+    /// let client = Peer::new(Router::new());
+    /// let session = client.dial(&addr).await.unwrap();
+    /// let _ = session.pull("/nowhere", &()).await;
+    /// session.close();
+    /// session.closed().await;
+    /// // The closed session's frames stay in the totals.
+    /// assert_eq!((client.stats().sent_frames, client.stats().received_frames), (1, 1));
+    /// client.close().await;
+    /// server.close().await;
     /// # });
     /// ```
     pub fn stats(&self) -> PeerStats {
-        let sessions = self.sessions();
+        let (sessions, wire) = self.shared.hub.all_with_wire();
         let mut stats = PeerStats {
             sessions: sessions.len(),
+            received_bytes: wire.received_bytes,
+            sent_bytes: wire.sent_bytes,
+            received_frames: wire.received_frames,
+            sent_frames: wire.sent_frames,
             handlers: self.shared.slots.used(),
             peak_handlers: self.shared.slots.peak(),
             bytes_held: self.shared.bytes.used(),
@@ -851,11 +869,16 @@ impl Peer {
                 .load(std::sync::atomic::Ordering::Relaxed),
             ..PeerStats::default()
         };
-        for session in &sessions {
-            let one = session.stats();
+        for (session, wire) in &sessions {
+            let one = session.stats_with(*wire);
             stats.bytes_read += one.bytes_read;
             stats.bytes_in_handlers += one.bytes_in_handlers;
             stats.bytes_queued += one.bytes_queued;
+            stats.pending_pulls += one.pending_pulls;
+            stats.max_session_bytes_queued = stats.max_session_bytes_queued.max(one.bytes_queued);
+            stats.max_session_pending_pulls =
+                stats.max_session_pending_pulls.max(one.pending_pulls);
+            stats.max_session_handlers = stats.max_session_handlers.max(one.handlers);
         }
         stats
     }

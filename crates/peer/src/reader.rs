@@ -17,6 +17,9 @@
 //! The reader notes when the frame in progress started; the read loop
 //! closes a session whose frame takes longer than the frame timeout.
 //!
+//! Every byte read is counted in the session's wire counters as it arrives
+//! (`wire.rs`), and every frame once it is decoded or dropped.
+//!
 //! A frame that is malformed but was consumed whole
 //! ([`ProtoError::is_stream_intact`]: a failed filter, a bad field) is an
 //! inner `Err`, so the read loop can drop it and go on; an outer `Err` (the
@@ -162,7 +165,10 @@ impl FrameReader {
                 self.frame_started = None;
             }
             match decoded {
-                Ok(Some(packet)) => return Some(Ok(Ok(packet))),
+                Ok(Some(packet)) => {
+                    self.limits.wire.received_frame();
+                    return Some(Ok(Ok(packet)));
+                }
                 Ok(None) if self.eof => {
                     self.done = true;
                     return None;
@@ -173,7 +179,11 @@ impl FrameReader {
                         self.frame_started = Some(Instant::now());
                     }
                 }
-                Err(e) if e.is_stream_intact() => return Some(Ok(Err(e))),
+                Err(e) if e.is_stream_intact() => {
+                    // Dropped, but it crossed the wire whole.
+                    self.limits.wire.received_frame();
+                    return Some(Ok(Err(e)));
+                }
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
@@ -230,6 +240,7 @@ impl FrameReader {
         let read = self.fill().await?;
         if read > 0 {
             self.limits.bytes.add_read(read);
+            self.limits.wire.received_bytes(read);
         }
         Ok(read)
     }

@@ -25,6 +25,7 @@ use crate::signal::Signal;
 use crate::spare;
 use crate::telemetry::{self, RunKind, Side};
 use crate::turns::Turns;
+use crate::wire::WireCount;
 use futures_util::future::Either;
 use tracing::{Instrument, Span};
 
@@ -145,6 +146,7 @@ impl Session {
             &peer.bytes,
             config.max_handlers_per_session,
             config.max_session_memory,
+            &peer.hub.gone,
         );
         let link = Link::open(conn, proto.clone(), local, config, limits.clone());
         let (in_order, worker_rx) = match config.handling {
@@ -1295,7 +1297,9 @@ impl Session {
     }
 
     /// What this session holds now: its handlers, the bytes it makes the
-    /// peer hold (by kind), the frames it had dropped, its pending pulls.
+    /// peer hold (by kind), the frames it had dropped, its pending pulls;
+    /// and the bytes and frames its connections carried since it started
+    /// (see [`SessionStats`] for what counts).
     ///
     /// ```
     /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
@@ -1307,11 +1311,22 @@ impl Session {
     /// let session = client.dial(&addr).await.unwrap();
     /// let stats = session.stats();
     /// assert_eq!((stats.handlers, stats.bytes_queued, stats.pending_pulls), (0, 0, 0));
+    ///
+    /// // A pull is a frame out and a reply frame back, both counted whole.
+    /// let _ = session.pull("/nowhere", &()).await;
+    /// let stats = session.stats();
+    /// assert_eq!((stats.sent_frames, stats.received_frames), (1, 1));
+    /// assert!(stats.sent_bytes > 0 && stats.received_bytes > 0);
     /// client.close().await;
     /// server.close().await;
     /// # });
     /// ```
     pub fn stats(&self) -> SessionStats {
+        self.stats_with(self.inner.limits.wire.load())
+    }
+
+    /// [`stats`](Self::stats) with wire counts read already.
+    pub(crate) fn stats_with(&self, wire: WireCount) -> SessionStats {
         let limits = &self.inner.limits;
         SessionStats {
             handlers: limits.slots.held(),
@@ -1321,6 +1336,10 @@ impl Session {
             bytes_queued: limits.bytes.queued(),
             frames_dropped: limits.dropped.total(),
             pending_pulls: self.pending_pulls(),
+            received_bytes: wire.received_bytes,
+            sent_bytes: wire.sent_bytes,
+            received_frames: wire.received_frames,
+            sent_frames: wire.sent_frames,
         }
     }
 

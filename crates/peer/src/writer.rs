@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::AsyncWrite;
 use tokio::net::{tcp, unix};
 
+use crate::wire::SessionWire;
+
 /// A connection's write half.
 pub(crate) enum WriteHalf {
     /// A socket that senders may write to themselves.
@@ -114,13 +116,17 @@ impl Direct {
     /// Writes `frame` now if nothing is ahead of it. Otherwise (or for what
     /// the socket did not take) the caller queues it, from the returned
     /// offset, under the returned lock.
-    pub(crate) fn attempt(&self, frame: &[u8]) -> io::Result<Attempt<'_>> {
+    ///
+    /// What goes onto the socket is counted in `wire`: its bytes as they
+    /// go, the frame once it is whole.
+    pub(crate) fn attempt(&self, frame: &[u8], wire: &SessionWire) -> io::Result<Attempt<'_>> {
         let order = self.lock();
         if order.queued > 0 || self.corked.load(Ordering::Relaxed) {
             return Ok(Attempt::Queue(order, 0));
         }
         let mut written = 0;
-        if self.write_until_full(frame, &mut written)? {
+        if self.write_until_full(frame, &mut written, wire)? {
+            wire.sent_frames(1);
             Ok(Attempt::Written)
         } else {
             Ok(Attempt::Queue(order, written))
@@ -128,14 +134,21 @@ impl Direct {
     }
 
     /// The writer task's write of `batch`, which holds `frames` queued
-    /// frames: whole, under the lock, waiting for room as needed.
-    pub(crate) async fn write_queued(&self, batch: &[u8], frames: usize) -> io::Result<()> {
+    /// frames: whole, under the lock, waiting for room as needed; counted
+    /// in `wire` as [`attempt`](Self::attempt) does.
+    pub(crate) async fn write_queued(
+        &self,
+        batch: &[u8],
+        frames: usize,
+        wire: &SessionWire,
+    ) -> io::Result<()> {
         let mut written = 0;
         loop {
             {
                 let mut order = self.lock();
-                if self.write_until_full(batch, &mut written)? {
+                if self.write_until_full(batch, &mut written, wire)? {
                     order.queued -= frames;
+                    wire.sent_frames(frames);
                     return Ok(());
                 }
             }
@@ -144,13 +157,21 @@ impl Direct {
     }
 
     /// Writes `bytes[*written..]` until all of it is written (`true`) or the
-    /// socket is full (`false`); `written` counts what went. The caller
-    /// holds the lock.
-    fn write_until_full(&self, bytes: &[u8], written: &mut usize) -> io::Result<bool> {
+    /// socket is full (`false`); `written` counts what went, and so does
+    /// `wire`. The caller holds the lock.
+    fn write_until_full(
+        &self,
+        bytes: &[u8],
+        written: &mut usize,
+        wire: &SessionWire,
+    ) -> io::Result<bool> {
         while *written < bytes.len() {
             match self.socket.try_write(&bytes[*written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => *written += n,
+                Ok(n) => {
+                    *written += n;
+                    wire.sent_bytes(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }

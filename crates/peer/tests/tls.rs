@@ -727,3 +727,55 @@ async fn mtls_over_tls12() {
     })
     .await;
 }
+
+/// Over TLS the wire counters count the frames inside the encryption: both
+/// sides agree, frame for frame and byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_sessions_count_their_frames() {
+    within(async {
+        let ca = Ca::new("Jaunt test CA");
+        let leaf = ca.leaf(&["localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+        let (server, addr) =
+            tls_server(server_config(leaf.chain(), leaf.key(), None).unwrap()).await;
+        let client = Peer::new(Router::new());
+        let config = client_config(vec![ca.der()], None).unwrap();
+        let session = client.dial_tls(&addr, "localhost", config).await.unwrap();
+        for n in 0..3 {
+            let name = "n".repeat(n * 5000);
+            let _: String = session
+                .pull("/hello", &name)
+                .await
+                .unwrap()
+                .decode()
+                .unwrap();
+        }
+        wait_sessions(&server, 1).await;
+        let served = server.sessions().remove(0);
+        let mut same = false;
+        for _ in 0..400 {
+            let (c, s) = (session.stats(), served.stats());
+            if (
+                c.sent_bytes,
+                c.received_bytes,
+                c.sent_frames,
+                c.received_frames,
+            ) == (
+                s.received_bytes,
+                s.sent_bytes,
+                s.received_frames,
+                s.sent_frames,
+            ) {
+                same = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (c, s) = (session.stats(), served.stats());
+        assert!(same, "client {c:?} vs server {s:?}");
+        assert_eq!((c.sent_frames, c.received_frames), (3, 3));
+        assert!(c.sent_bytes > 10_000 && c.received_bytes > 10_000);
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}

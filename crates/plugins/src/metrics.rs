@@ -27,11 +27,24 @@
 //!   pull shows as a slow one);
 //! - message body bytes in and out (`jaunt_received_body_bytes_total{kind}`,
 //!   `jaunt_sent_body_bytes_total{kind}`): encoded bodies after the body
-//!   hooks, before transfer filters, not whole frames;
+//!   hooks, before transfer filters;
 //! - at each scrape of a [`MetricsEndpoint`] given the peer, the peer's
-//!   resource accounting ([`PeerStats`]) as gauges: `jaunt_sessions`,
-//!   `jaunt_handlers`, `jaunt_bytes_held` (the byte budget in use),
-//!   `jaunt_bytes_read`, `jaunt_bytes_in_handlers`, `jaunt_bytes_queued`.
+//!   [`PeerStats`] ([`record_peer_stats`](Metrics::record_peer_stats)):
+//!   the bytes and frames its connections carried, as on the wire (whole
+//!   frames with their length prefix, after transfer filters; every session
+//!   since the peer started, closed ones included) as counters
+//!   `jaunt_received_bytes_total`, `jaunt_sent_bytes_total`,
+//!   `jaunt_received_frames_total`, `jaunt_sent_frames_total`; its resource
+//!   accounting as gauges: `jaunt_sessions`, `jaunt_handlers`,
+//!   `jaunt_bytes_held` (the byte budget in use), `jaunt_bytes_read`,
+//!   `jaunt_bytes_in_handlers`, `jaunt_bytes_queued`, `jaunt_pending_pulls`;
+//!   and the largest of these one session has, to spot the one slow session
+//!   among many: `jaunt_session_bytes_queued_max`,
+//!   `jaunt_session_pending_pulls_max`, `jaunt_session_handlers_max`.
+//!   Sessions are deliberately not labelled one by one: on a public server
+//!   their number (and so the label set) has no bound;
+//!   [`Session::stats`](jaunt_peer::Session::stats) gives one session's
+//!   counts to a program that wants them.
 //!
 //! Latency histograms have fixed buckets ([`BUCKETS_MS`]: 0.1 ms to 1 s,
 //! then +Inf). [`Metrics::new`] records into a Prometheus recorder of its own
@@ -147,6 +160,10 @@ const SENT_DURATION: &str = "jaunt_client_request_duration_seconds";
 const SENT_ABANDONED: &str = "jaunt_client_abandoned_total";
 const BODY_IN: &str = "jaunt_received_body_bytes_total";
 const BODY_OUT: &str = "jaunt_sent_body_bytes_total";
+const WIRE_IN: &str = "jaunt_received_bytes_total";
+const WIRE_OUT: &str = "jaunt_sent_bytes_total";
+const FRAMES_IN: &str = "jaunt_received_frames_total";
+const FRAMES_OUT: &str = "jaunt_sent_frames_total";
 
 /// A latency histogram: counts per bucket (not cumulative), their sum and
 /// total.
@@ -358,6 +375,41 @@ fn describe() {
         "jaunt_frames_dropped_total",
         "Malformed frames dropped since the peer started."
     );
+    describe_counter!(
+        WIRE_IN,
+        Unit::Bytes,
+        "Bytes received as on the wire (whole frames, after transfer filters), every session since the peer started."
+    );
+    describe_counter!(
+        WIRE_OUT,
+        Unit::Bytes,
+        "Bytes sent as on the wire (whole frames, after transfer filters), every session since the peer started."
+    );
+    describe_counter!(
+        FRAMES_IN,
+        "Frames received (malformed ones included), every session since the peer started."
+    );
+    describe_counter!(
+        FRAMES_OUT,
+        "Frames sent, every session since the peer started."
+    );
+    describe_gauge!(
+        "jaunt_pending_pulls",
+        "Pulls sent by this peer waiting for their reply."
+    );
+    describe_gauge!(
+        "jaunt_session_bytes_queued_max",
+        Unit::Bytes,
+        "The most bytes one session has waiting in its write queue."
+    );
+    describe_gauge!(
+        "jaunt_session_pending_pulls_max",
+        "The most pulls one session has waiting for their reply."
+    );
+    describe_gauge!(
+        "jaunt_session_handlers_max",
+        "The most handlers one session has running."
+    );
 }
 
 /// The exporter's settings: our bucket bounds (in seconds) for both latency
@@ -476,11 +528,22 @@ impl Metrics {
             .increment(n);
     }
 
-    /// Sets the gauges of the peer's resource accounting: `jaunt_sessions`,
-    /// `jaunt_handlers`, `jaunt_bytes_held`, `jaunt_bytes_read`,
-    /// `jaunt_bytes_in_handlers`, `jaunt_bytes_queued`, and the counter
-    /// `jaunt_frames_dropped_total`. [`MetricsEndpoint`] calls it before each
-    /// scrape when it is given the peer.
+    /// Records the peer's [`PeerStats`]. [`MetricsEndpoint`] calls it before
+    /// each scrape when it is given the peer.
+    ///
+    /// - counters (set to the peer's totals, which never go backwards):
+    ///   `jaunt_received_bytes_total`, `jaunt_sent_bytes_total` (whole frames
+    ///   as on the wire, length prefix included, after transfer filters),
+    ///   `jaunt_received_frames_total` (malformed frames included),
+    ///   `jaunt_sent_frames_total`, `jaunt_frames_dropped_total`;
+    /// - gauges of the resource accounting: `jaunt_sessions`,
+    ///   `jaunt_handlers`, `jaunt_bytes_held`, `jaunt_bytes_read`,
+    ///   `jaunt_bytes_in_handlers`, `jaunt_bytes_queued`,
+    ///   `jaunt_pending_pulls`;
+    /// - gauges of the largest value one live session has:
+    ///   `jaunt_session_bytes_queued_max`, `jaunt_session_pending_pulls_max`,
+    ///   `jaunt_session_handlers_max` (no per-session labels: their number
+    ///   has no bound on a public server).
     pub fn record_peer_stats(&self, stats: &PeerStats) {
         #[allow(clippy::cast_precision_loss)] // gauges are f64
         self.record(|| {
@@ -491,6 +554,14 @@ impl Metrics {
             gauge!("jaunt_bytes_in_handlers").set(stats.bytes_in_handlers as f64);
             gauge!("jaunt_bytes_queued").set(stats.bytes_queued as f64);
             counter!("jaunt_frames_dropped_total").absolute(stats.frames_dropped);
+            counter!(WIRE_IN).absolute(stats.received_bytes);
+            counter!(WIRE_OUT).absolute(stats.sent_bytes);
+            counter!(FRAMES_IN).absolute(stats.received_frames);
+            counter!(FRAMES_OUT).absolute(stats.sent_frames);
+            gauge!("jaunt_pending_pulls").set(stats.pending_pulls as f64);
+            gauge!("jaunt_session_bytes_queued_max").set(stats.max_session_bytes_queued as f64);
+            gauge!("jaunt_session_pending_pulls_max").set(stats.max_session_pending_pulls as f64);
+            gauge!("jaunt_session_handlers_max").set(stats.max_session_handlers as f64);
         });
     }
 
@@ -506,8 +577,10 @@ impl Metrics {
     ///   `jaunt_client_request_duration_seconds{uri}`;
     /// - `jaunt_received_body_bytes_total{kind}`,
     ///   `jaunt_sent_body_bytes_total{kind}` (message bodies as the hooks
-    ///   see them, not whole frames);
-    /// - the gauges of [`record_peer_stats`](Self::record_peer_stats).
+    ///   see them);
+    /// - the counters and gauges of
+    ///   [`record_peer_stats`](Self::record_peer_stats) (whole frames as on
+    ///   the wire, resource accounting, per-session maxima).
     pub fn prometheus(&self) -> String {
         self.handle().map(|h| h.render()).unwrap_or_default()
     }

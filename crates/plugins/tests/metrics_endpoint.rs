@@ -243,3 +243,150 @@ async fn scraped_counts_match_the_calls_and_promtool_accepts_them() {
     })
     .await;
 }
+
+/// Whether a sample named `name` (no labels) is in `text`.
+fn has_sample(text: &str, name: &str) -> bool {
+    text.lines().any(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with(' '))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scraped_wire_counters_match_the_peers_stats_and_the_maxima_are_exported() {
+    within(async {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let served = Arc::new(Metrics::new());
+        let mut routes = Router::new();
+        routes
+            .pull("/echo", |_: PullCtx, text: String| async move {
+                Ok::<_, Status>(text)
+            })
+            .unwrap();
+        let g = gate.clone();
+        routes
+            .pull("/slow", move |_: PullCtx| {
+                let g = g.clone();
+                async move {
+                    g.acquire().await.unwrap().forget();
+                    Ok::<_, Status>(())
+                }
+            })
+            .unwrap();
+        let server = Peer::builder(routes)
+            .plugin_arc(served.clone())
+            .build()
+            .unwrap();
+        let addr = server.listen("127.0.0.1:0").await.unwrap();
+        let server_endpoint = served
+            .serve("127.0.0.1:0", Some(server.clone()))
+            .await
+            .unwrap();
+        let sent = Arc::new(Metrics::new());
+        let client = Peer::new(Router::new());
+        let client_endpoint =
+            MetricsEndpoint::bind("127.0.0.1:0", sent.clone(), Some(client.clone()))
+                .await
+                .unwrap();
+        let session = client.dial(&addr).await.unwrap();
+
+        let wire = |text: &str| {
+            [
+                "jaunt_received_bytes_total",
+                "jaunt_sent_bytes_total",
+                "jaunt_received_frames_total",
+                "jaunt_sent_frames_total",
+            ]
+            .map(|name| sample(text, name) as u64)
+        };
+        let stats_wire = |peer: &Peer| {
+            let s = peer.stats();
+            [
+                s.received_bytes,
+                s.sent_bytes,
+                s.received_frames,
+                s.sent_frames,
+            ]
+        };
+
+        let mut last = [0u64; 4];
+        for round in 1..=3u64 {
+            for n in 0..5 {
+                let text = "w".repeat(n * 1000 * round as usize);
+                let _ = session.pull("/echo", &text).await.unwrap();
+            }
+            let (_, text) = http_get(server_endpoint.local_addr(), "/metrics").await;
+            let scraped = wire(&text);
+            assert_eq!(scraped, stats_wire(&server), "scraped vs Peer::stats");
+            assert_eq!([scraped[2], scraped[3]], [5 * round, 5 * round]);
+            for (now, before) in scraped.iter().zip(last) {
+                assert!(*now > before, "a wire counter did not grow: {scraped:?}");
+            }
+            last = scraped;
+            // The client's counters mirror the server's.
+            let (_, client_text) = http_get(client_endpoint.local_addr(), "/metrics").await;
+            let mirrored = wire(&client_text);
+            assert_eq!(
+                mirrored,
+                [scraped[1], scraped[0], scraped[3], scraped[2]],
+                "client vs server"
+            );
+            promtool_check(&text);
+            promtool_check(&client_text);
+        }
+
+        // Two pulls wait on one session: the pending and per-session maxima
+        // show them.
+        let mut slow = Vec::new();
+        for _ in 0..2 {
+            let session = session.clone();
+            slow.push(tokio::spawn(async move {
+                session.pull("/slow", &()).await.map(|_| ())
+            }));
+        }
+        let idle = client.dial(&addr).await.unwrap();
+        let mut waited = false;
+        for _ in 0..400 {
+            if server.stats().handlers == 2 {
+                waited = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(waited, "the slow pulls did not reach their handlers");
+        let (_, client_text) = http_get(client_endpoint.local_addr(), "/metrics").await;
+        let (_, server_text) = http_get(server_endpoint.local_addr(), "/metrics").await;
+        for text in [&client_text, &server_text] {
+            for name in [
+                "jaunt_pending_pulls",
+                "jaunt_session_bytes_queued_max",
+                "jaunt_session_pending_pulls_max",
+                "jaunt_session_handlers_max",
+            ] {
+                assert!(has_sample(text, name), "{name} missing in\n{text}");
+            }
+            promtool_check(text);
+        }
+        assert_eq!(sample(&client_text, "jaunt_pending_pulls"), 2.0);
+        assert_eq!(sample(&client_text, "jaunt_session_pending_pulls_max"), 2.0);
+        assert_eq!(sample(&client_text, "jaunt_sessions"), 2.0);
+        assert_eq!(sample(&server_text, "jaunt_session_handlers_max"), 2.0);
+        assert_eq!(sample(&server_text, "jaunt_handlers"), 2.0);
+        assert_eq!(sample(&server_text, "jaunt_session_bytes_queued_max"), 0.0);
+
+        gate.add_permits(2);
+        for call in slow {
+            call.await.unwrap().unwrap();
+        }
+        let (_, client_text) = http_get(client_endpoint.local_addr(), "/metrics").await;
+        assert_eq!(sample(&client_text, "jaunt_pending_pulls"), 0.0);
+        assert_eq!(sample(&client_text, "jaunt_session_pending_pulls_max"), 0.0);
+
+        drop(idle);
+        server_endpoint.stop().await;
+        client_endpoint.stop().await;
+        client.close().await;
+        server.close().await;
+    })
+    .await;
+}

@@ -12,7 +12,8 @@
 //! (`pool.rs`): a session within its fair share is always served, one over
 //! it waits while the pool is full.
 //!
-//! The counters are also what [`PeerStats`](crate::PeerStats) and
+//! The session's wire counters (`wire.rs`) live here too, shared by all its
+//! connections. The counters are also what [`PeerStats`](crate::PeerStats) and
 //! [`SessionStats`](crate::SessionStats) report.
 
 mod budget;
@@ -25,6 +26,8 @@ pub(crate) use pool::{Pool, Share};
 
 use std::sync::Arc;
 
+use crate::wire::{SessionWire, WireTotals};
+
 /// One session's share of the peer's handler slots and bytes.
 #[derive(Debug)]
 pub(crate) struct SessionLimits {
@@ -34,6 +37,8 @@ pub(crate) struct SessionLimits {
     pub(crate) bytes: Budget,
     /// Frames dropped as malformed, and their log.
     pub(crate) dropped: DroppedFrames,
+    /// Bytes and frames the session's connections carried.
+    pub(crate) wire: SessionWire,
 }
 
 impl SessionLimits {
@@ -43,11 +48,13 @@ impl SessionLimits {
         bytes: &Arc<Pool>,
         max_handlers: usize,
         max_bytes: usize,
+        wire_gone: &Arc<WireTotals>,
     ) -> Arc<SessionLimits> {
         Arc::new(SessionLimits {
             slots: slots.join(max_handlers),
             bytes: Budget::new(bytes.join(max_bytes)),
             dropped: DroppedFrames::default(),
+            wire: SessionWire::new(wire_gone.clone()),
         })
     }
 
