@@ -6,64 +6,14 @@
 
 #![cfg(feature = "metrics")]
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use jaunt::prelude::*;
 use jaunt_plugins::metrics::Metrics;
 
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("test took over 20 s")
-}
-
-/// Polls `cond` every 5 ms for up to 5 s.
-async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..1000 {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    cond()
-}
-
-/// The value of the one sample whose line starts with `series`, 0 if none.
-fn sample(text: &str, series: &str) -> f64 {
-    let found: Vec<f64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .collect();
-    assert!(found.len() <= 1, "{series} twice in\n{text}");
-    found.first().copied().unwrap_or(0.0)
-}
-
-/// `promtool check metrics` on `text`.
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's `prometheus` package) is needed");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}\n--- text:\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod support;
+use support::{eventually, promtool_check, sample, within};
 
 /// A server with its own metrics: `/echo` returns its string, `/slow`
 /// sleeps its argument in ms.

@@ -4,7 +4,6 @@
 
 #![cfg(feature = "metrics")]
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +12,8 @@ use jaunt_plugins::metrics::{Metrics, MetricsEndpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("test took over 20 s")
-}
+mod support;
+use support::{promtool_check, sample, within};
 
 /// `GET path` over HTTP/1.1; the status line and the body.
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
@@ -36,50 +32,6 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
         .unwrap();
     assert_eq!(body.len(), length, "the whole body");
     (status, body.to_owned())
-}
-
-/// The value of the one sample whose line starts with `series` (name and
-/// labels as rendered), 0 if there is none.
-fn sample(text: &str, series: &str) -> f64 {
-    let found: Vec<f64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .collect();
-    assert!(found.len() <= 1, "{series} twice in\n{text}");
-    found.first().copied().unwrap_or(0.0)
-}
-
-/// Runs `promtool check metrics` on `text`; panics with its output if it
-/// complains, and names the package if promtool is missing.
-fn promtool_check(text: &str) {
-    let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => panic!(
-            "promtool is needed to check the scraped text ({e}): \
-             install Debian's `prometheus` package (apt-get install -y prometheus)"
-        ),
-    };
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}\n{}{}\n--- text:\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
