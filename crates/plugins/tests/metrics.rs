@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jaunt::prelude::*;
 use jaunt::RoutePlugin;
-use jaunt_plugins::metrics::{Metrics, BUCKETS_MS, OTHER_URI};
+use jaunt_plugins::metrics::{Histogram, Metrics, BUCKETS_MS, OTHER_URI};
 use tokio::sync::mpsc;
 
 /// Fails the test if `body` takes longer than 20 s.
@@ -145,6 +145,9 @@ async fn counts_are_exact() {
                 assert_eq!(n, 0, "bucket le={bound} ms");
             }
         }
+        let cumulative = slow.latency.cumulative();
+        assert_eq!(cumulative.len(), BUCKETS_MS.len() + 1);
+        assert_eq!(cumulative.last(), Some(&(f64::INFINITY, 2)));
         for stats in snap.per_uri.values() {
             assert_eq!(stats.latency.count(), stats.pulls);
             assert_eq!(stats.latency.counts.len(), BUCKETS_MS.len() + 1);
@@ -447,4 +450,18 @@ async fn distinct_uris_are_capped() {
         server.close().await;
     })
     .await;
+}
+
+#[test]
+fn a_histogram_adds_its_buckets_up_to_infinity() {
+    let mut histogram = Histogram::default();
+    histogram.counts[0] = 1; // up to 0.1 ms
+    histogram.counts[2] = 2; // up to 1 ms
+    histogram.counts[BUCKETS_MS.len()] = 3; // over 1 s
+    assert_eq!(histogram.count(), 6);
+    let cumulative = histogram.cumulative();
+    assert_eq!(cumulative[..3], [(0.1, 1), (0.5, 1), (1.0, 3)]);
+    assert_eq!(cumulative[BUCKETS_MS.len() - 1], (1000.0, 3));
+    assert_eq!(cumulative.last(), Some(&(f64::INFINITY, 6)));
+    assert!(format!("{:?}", Metrics::new()).contains("own_recorder: true"));
 }
