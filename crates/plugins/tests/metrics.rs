@@ -148,6 +148,13 @@ async fn counts_are_exact() {
         let cumulative = slow.latency.cumulative();
         assert_eq!(cumulative.len(), BUCKETS_MS.len() + 1);
         assert_eq!(cumulative.last(), Some(&(f64::INFINITY, 2)));
+        // ... and none over 1 s: each sits in the bucket of its duration.
+        assert_eq!(
+            slow.latency.counts[BUCKETS_MS.len()],
+            0,
+            "{:?}",
+            slow.latency
+        );
         for stats in snap.per_uri.values() {
             assert_eq!(stats.latency.count(), stats.pulls);
             assert_eq!(stats.latency.counts.len(), BUCKETS_MS.len() + 1);
