@@ -342,3 +342,66 @@ async fn scraped_wire_counters_match_the_peers_stats_and_the_maxima_are_exported
     })
     .await;
 }
+
+/// Writes `parts` one after another (a pause between them), then reads the
+/// whole answer until the endpoint closes the connection.
+async fn raw_exchange(addr: std::net::SocketAddr, parts: &[&[u8]]) -> String {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    for part in parts {
+        conn.write_all(part).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut answer = Vec::new();
+    // Bounded well below the endpoint's own 10 s per connection.
+    tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut answer))
+        .await
+        .expect("the endpoint neither answered nor closed within 3 s")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_reads_whole_heads_up_to_8_kib_and_closes_when_dropped() {
+    within(async {
+        let metrics = Arc::new(Metrics::new());
+        assert_eq!(jaunt::RoutePlugin::name(metrics.as_ref()), "metrics");
+        let endpoint = metrics.serve("127.0.0.1:0", None).await.unwrap();
+        let addr = endpoint.local_addr();
+
+        // A head that arrives in pieces is read whole before it is answered.
+        let answer = raw_exchange(addr, &[b"GET /metr", b"ics HTTP/1.1\r\n", b"\r\n"]).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+
+        // A head of exactly 8 KiB is answered ...
+        let start = "GET /metrics HTTP/1.1\r\nX-Pad: ";
+        let pad = "a".repeat(8192 - start.len() - 4);
+        let head = format!("{start}{pad}\r\n\r\n");
+        assert_eq!(head.len(), 8192);
+        let answer = raw_exchange(addr, &[head.as_bytes()]).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{}",
+            &answer[..40.min(answer.len())]
+        );
+        // ... one byte more is not: the connection is closed unanswered, at
+        // once (not after the 10 s a connection may take).
+        let head = format!("{start}{pad}a\r\n\r\n");
+        assert_eq!(raw_exchange(addr, &[head.as_bytes()]).await, "");
+
+        // Dropped without `stop`, it stops listening too.
+        drop(endpoint);
+        let mut refused = false;
+        for _ in 0..200 {
+            if TcpStream::connect(addr).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            refused,
+            "still listening 2 s after the endpoint was dropped"
+        );
+    })
+    .await;
+}
