@@ -6,10 +6,16 @@
 //! tasks update on the same paths: no counter is shared across sessions.
 //! (They are not padded to a cache line of their own: measured with
 //! `idle-sessions`, the 64-byte alignment cost 30 to 130 bytes per idle
-//! session, and callgrind showed no difference on the hot path.) Bytes are counted as the socket takes or delivers
-//! them: a received byte counts when a read returns it (a frame that is
-//! malformed, dropped, or cut short by the end of the connection counts
-//! too: it crossed the wire), a sent byte when a write takes it. Frames are
+//! session, and callgrind showed no difference on the hot path.) Unpadded
+//! they add 88 bytes to a session's limits, about 100 bytes of heap in use;
+//! what an idle session costs beyond that moves with how the allocator packs
+//! the per-session allocations around tokio's 128-byte-aligned task cells
+//! (docs/benchmarks.md, "Why the idle server grew more than the client").
+//!
+//! Bytes are counted as the socket takes or delivers them: a received byte
+//! counts when a read returns it (a frame that is malformed, dropped, or cut
+//! short by the end of the connection counts too: it crossed the wire), a
+//! sent byte when a write takes it. Frames are
 //! counted whole: a received one when it was decoded (or dropped as
 //! malformed), a sent one when its last byte was written. With a stream
 //! that is not a plain socket (TLS), the bytes are those of the frames, as
