@@ -405,20 +405,27 @@ pub(crate) async fn serve_push(session: Session, packet: Packet) {
     telemetry::record_outcome(&span, status.code(), start.elapsed());
 }
 
+/// The run log line of a served push (no reply: its outcome is the
+/// status).
+#[inline]
+fn log_push(session: &Session, packet: &Packet, status: &Status, cost: Duration) {
+    session.shared().log_call(
+        RunKind::PushServed,
+        session.remote_addr(),
+        packet,
+        None,
+        status,
+        cost,
+    );
+}
+
 /// Runs the hooks and the handler of a push; returns the outcome.
 async fn answer_push(session: Session, mut packet: Packet) -> Status {
     let start = Instant::now();
     let shared = session.shared().clone();
     for plugin in shared.plugins.iter() {
         if let Err(status) = plugin.post_read_push_header(&session, &mut packet).await {
-            shared.log_call(
-                RunKind::PushServed,
-                session.remote_addr(),
-                &packet,
-                None,
-                &status,
-                start.elapsed(),
-            );
+            log_push(&session, &packet, &status, start.elapsed());
             return status;
         }
     }
@@ -434,28 +441,14 @@ async fn answer_push(session: Session, mut packet: Packet) -> Status {
         });
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for push {}", packet.path()));
-        shared.log_call(
-            RunKind::PushServed,
-            session.remote_addr(),
-            &packet,
-            None,
-            &status,
-            start.elapsed(),
-        );
+        log_push(&session, &packet, &status, start.elapsed());
         return status;
     };
     let chain = shared.push_chain(packet.path()).clone();
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_read_push_body(&session, &mut packet).await {
             let cost = start.elapsed();
-            shared.log_call(
-                RunKind::PushServed,
-                session.remote_addr(),
-                &packet,
-                None,
-                &status,
-                cost,
-            );
+            log_push(&session, &packet, &status, cost);
             serve_ended(
                 &session,
                 &chain,
@@ -479,14 +472,7 @@ async fn answer_push(session: Session, mut packet: Packet) -> Status {
         Err(status) => status,
     };
     let cost = start.elapsed();
-    shared.log_call(
-        RunKind::PushServed,
-        ctx.session().remote_addr(),
-        ctx.packet(),
-        None,
-        &status,
-        cost,
-    );
+    log_push(ctx.session(), ctx.packet(), &status, cost);
     if !ctx.chain().is_empty() {
         serve_ended(
             ctx.session(),
