@@ -106,7 +106,7 @@
 //! | addresses | [`Addr`], [`ToAddr`], [`AddrParseError`] |
 //! | calls | [`PullOptions`], [`PullHandle`], [`PullDone`], [`Reply`] |
 //! | handlers | [`Router`], [`Group`], [`PullCtx`], [`PushCtx`], [`RouteError`], [`RouteInfo`] |
-//! | plugins | [`Plugin`], [`RoutePlugin`], [`PluginGroups`], [`RouteKind`], [`PullEnd`], [`PullOutcome`], [`ServeEnd`] |
+//! | plugins | [`Plugin`], [`RoutePlugin`], [`PluginGroups`], [`RouteKind`], [`PullEnd`], [`PullOutcome`], [`ServeEnd`], [`HookFuture`] |
 //! | messages | [`Packet`], [`PacketType`], [`Meta`], [`Status`], [`code`], [`Bytes`] |
 //! | bodies | [`CodecRef`], [`CodecError`], [`RawBody`], `Pb` (feature `protobuf`), [`codec_ids`] |
 //! | framings and filters | [`Proto`], [`ProtoConfig`], [`RawProto`], `JsonProto` (feature `json-proto`), `PbProto` (feature `pb-proto`), [`XferRegistry`], [`XferFilter`] |
@@ -195,11 +195,11 @@ pub use jaunt_peer::tls;
 #[cfg(feature = "restart")]
 pub use jaunt_peer::Inherited;
 pub use jaunt_peer::{
-    Addr, AddrParseError, BroadcastReport, Group, Handling, Peer, PeerBuilder, PeerConfig,
-    PeerConfigBuilder, PeerError, PeerStats, Plugin, PluginGroups, PullCtx, PullDone, PullEnd,
-    PullHandle, PullOptions, PullOutcome, PushCtx, RedialConfig, RedialConfigBuilder, Reply,
-    RouteKind, RoutePlugin, Router, ServeEnd, Session, SessionData, SessionState, SessionStats,
-    SlowConsumer, TimerHandle, TlsFiles, TlsFilesBuilder, ToAddr, MIN_TIMER_PERIOD,
+    Addr, AddrParseError, BroadcastReport, Group, Handling, HookFuture, Peer, PeerBuilder,
+    PeerConfig, PeerConfigBuilder, PeerError, PeerStats, Plugin, PluginGroups, PullCtx, PullDone,
+    PullEnd, PullHandle, PullOptions, PullOutcome, PushCtx, RedialConfig, RedialConfigBuilder,
+    Reply, RouteKind, RoutePlugin, Router, ServeEnd, Session, SessionData, SessionState,
+    SessionStats, SlowConsumer, TimerHandle, TlsFiles, TlsFilesBuilder, ToAddr, MIN_TIMER_PERIOD,
 };
 pub use jaunt_router::{RouteError, RouteInfo};
 #[cfg(feature = "json-proto")]

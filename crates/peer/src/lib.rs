@@ -89,7 +89,9 @@ pub use config::{
 pub use context::{PullCtx, PushCtx};
 pub use data::SessionData;
 pub use peer::{Peer, PeerBuilder, PeerError};
-pub use plugin::{Plugin, PluginGroups, PullEnd, PullOutcome, RouteKind, RoutePlugin, ServeEnd};
+pub use plugin::{
+    HookFuture, Plugin, PluginGroups, PullEnd, PullOutcome, RouteKind, RoutePlugin, ServeEnd,
+};
 #[cfg(feature = "restart")]
 pub use restart::Inherited;
 pub use session::{Session, SessionState};

@@ -489,6 +489,54 @@ pub trait Plugin: RoutePlugin {
     ///
     /// A plain function (not async), since it also runs from `Drop`: it
     /// must be cheap and must not block.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// use jaunt_peer::{Peer, Plugin, PullCtx, PullEnd, PullOptions, PullOutcome, RoutePlugin, Router, Session};
+    ///
+    /// /// Counts the pulls that ended without a reply.
+    /// #[derive(Default)]
+    /// struct Unanswered(AtomicU64);
+    ///
+    /// impl RoutePlugin for Unanswered {
+    ///     fn name(&self) -> &str {
+    ///         "unanswered"
+    ///     }
+    /// }
+    ///
+    /// impl Plugin for Unanswered {
+    ///     fn post_pull_end(&self, _: &Session, end: &PullEnd<'_>) {
+    ///         if !matches!(end.outcome, PullOutcome::Replied(_)) {
+    ///             self.0.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let mut routes = Router::new();
+    /// routes
+    ///     .pull("/slow", |_: PullCtx, ms: u64| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         Ok::<_, jaunt_socket::Status>(ms)
+    ///     })
+    ///     .unwrap();
+    /// let server = Peer::new(routes);
+    /// let addr = server.listen("127.0.0.1:0").await.unwrap();
+    ///
+    /// let unanswered = Arc::new(Unanswered::default());
+    /// let client = Peer::builder(Router::new()).plugin_arc(unanswered.clone()).build().unwrap();
+    /// let session = client.dial(&addr).await.unwrap();
+    /// session.pull("/slow", &1u64).await.unwrap();
+    /// let late = PullOptions::new().timeout(Duration::from_millis(20));
+    /// assert_eq!(session.pull_with("/slow", &500u64, late).await.unwrap_err().code(), 408);
+    /// assert_eq!(unanswered.0.load(Ordering::Relaxed), 1);
+    /// client.close().await;
+    /// server.close().await;
+    /// # });
+    /// ```
     fn post_pull_end(&self, session: &Session, end: &PullEnd<'_>) {
         let _ = (session, end);
     }
