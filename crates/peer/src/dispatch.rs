@@ -201,14 +201,7 @@ async fn answer_pull(
     let seq = packet.seq;
     for plugin in shared.plugins.iter() {
         if let Err(status) = plugin.post_read_pull_header(session, &mut packet).await {
-            shared.log_call(
-                RunKind::PullServed,
-                session.remote_addr(),
-                &packet,
-                None,
-                &status,
-                start.elapsed(),
-            );
+            log_refused_pull(session, &packet, &status, start.elapsed());
             return (
                 error_reply(seq, status, packet.xfer),
                 shared.peer_chain.clone(),
@@ -230,27 +223,13 @@ async fn answer_pull(
     let chain = shared.pull_chain(packet.path()).clone();
     let Some((handler, info)) = route else {
         let status = Status::not_found(format!("no handler for pull {}", packet.path()));
-        shared.log_call(
-            RunKind::PullServed,
-            session.remote_addr(),
-            &packet,
-            None,
-            &status,
-            start.elapsed(),
-        );
+        log_refused_pull(session, &packet, &status, start.elapsed());
         return (error_reply(seq, status, pull_xfer), chain, None);
     };
     for plugin in chain.iter() {
         if let Err(status) = plugin.pre_read_pull_body(session, &mut packet).await {
             let cost = start.elapsed();
-            shared.log_call(
-                RunKind::PullServed,
-                session.remote_addr(),
-                &packet,
-                None,
-                &status,
-                cost,
-            );
+            log_refused_pull(session, &packet, &status, cost);
             let routed = Routed {
                 pull: RoutedPull::Refused(Box::new(packet)),
                 cost,
@@ -403,6 +382,20 @@ pub(crate) async fn serve_push(session: Session, packet: Packet) {
     let start = Instant::now();
     let status = Box::pin(answer_push(session, packet).instrument(span.clone())).await;
     telemetry::record_outcome(&span, status.code(), start.elapsed());
+}
+
+/// The run log line of a served pull refused before its handler answered
+/// (a header or body hook's error, no route): no reply to show.
+#[inline]
+fn log_refused_pull(session: &Session, packet: &Packet, status: &Status, cost: Duration) {
+    session.shared().log_call(
+        RunKind::PullServed,
+        session.remote_addr(),
+        packet,
+        None,
+        status,
+        cost,
+    );
 }
 
 /// The run log line of a served push (no reply: its outcome is the
