@@ -497,7 +497,9 @@ pub trait Plugin: RoutePlugin {
     ///
     /// use jaunt_peer::{Peer, Plugin, PullCtx, PullEnd, PullOptions, PullOutcome, RoutePlugin, Router, Session};
     ///
-    /// /// Counts the pulls that ended without a reply.
+    /// /// Counts the pulls that failed: an error reply, no reply in time (the
+    /// /// caller's own 408 or the server's, whichever comes first), a lost
+    /// /// connection, or a caller that gave up.
     /// #[derive(Default)]
     /// struct Unanswered(AtomicU64);
     ///
@@ -509,7 +511,7 @@ pub trait Plugin: RoutePlugin {
     ///
     /// impl Plugin for Unanswered {
     ///     fn post_pull_end(&self, _: &Session, end: &PullEnd<'_>) {
-    ///         if !matches!(end.outcome, PullOutcome::Replied(_)) {
+    ///         if !matches!(end.outcome, PullOutcome::Replied(status) if status.is_ok()) {
     ///             self.0.fetch_add(1, Ordering::Relaxed);
     ///         }
     ///     }

@@ -151,6 +151,25 @@ impl Plugin for Ends {
     }
 }
 
+/// Drops the caller's time budget from every pull, so that the server never
+/// answers 408 itself: a pull's deadline is then always the caller's own
+/// (a `Failed` outcome), never a race with the server's 408 reply.
+struct NoServerDeadline;
+
+impl RoutePlugin for NoServerDeadline {
+    fn name(&self) -> &str {
+        "no-server-deadline"
+    }
+}
+
+#[async_trait]
+impl Plugin for NoServerDeadline {
+    async fn post_read_pull_header(&self, _: &Session, pull: &mut Packet) -> Result<(), Status> {
+        pull.meta.remove(jaunt_peer::TIMEOUT_META);
+        Ok(())
+    }
+}
+
 /// A server: `/echo` returns its string, `/fail` fails with 1001, `/slow`
 /// sleeps its argument in ms, `/number` wants an i64.
 async fn server() -> (Peer, jaunt_peer::Addr) {
@@ -171,7 +190,10 @@ async fn server() -> (Peer, jaunt_peer::Addr) {
             Ok::<_, Status>(ms)
         })
         .unwrap();
-    let server = Peer::new(router);
+    let server = Peer::builder(router)
+        .plugin(NoServerDeadline)
+        .build()
+        .expect("build the server");
     let addr = server.listen("127.0.0.1:0").await.expect("listen");
     (server, addr)
 }
